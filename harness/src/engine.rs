@@ -1,0 +1,112 @@
+//! How host containers get the powers a host needs (nested engine, FUSE,
+//! VIPs, iptables). `--privileged` is the plain way; on engines that refuse
+//! it (Docker 20.10 where root lacks CAP_SYS_RESOURCE in its bounding set:
+//! "unable to apply caps"), an explicit set of capabilities and unconfined
+//! profiles does the same job. The engine is probed, not assumed.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+
+use crate::RUN_LABEL;
+
+/// The isolation the host containers run with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    Privileged,
+    /// `--privileged` failed with this error; explicit capabilities instead.
+    Capabilities {
+        refused: String,
+    },
+}
+
+impl Isolation {
+    /// The part of the host configuration that grants the powers.
+    pub fn host_config(&self) -> HostConfig {
+        match self {
+            Isolation::Privileged => HostConfig {
+                privileged: Some(true),
+                ..Default::default()
+            },
+            Isolation::Capabilities { .. } => HostConfig {
+                cap_add: Some(vec!["ALL".into()]),
+                // The capability the engine cannot grant; nothing in a lab
+                // host needs to raise resource limits beyond the machine's.
+                cap_drop: Some(vec!["SYS_RESOURCE".into()]),
+                security_opt: Some(vec![
+                    "seccomp=unconfined".into(),
+                    "apparmor=unconfined".into(),
+                    "systempaths=unconfined".into(),
+                ]),
+                devices: Some(vec![DeviceMapping {
+                    path_on_host: Some("/dev/fuse".into()),
+                    path_in_container: Some("/dev/fuse".into()),
+                    cgroup_permissions: Some("rwm".into()),
+                }]),
+                device_cgroup_rules: Some(vec!["a *:* rwm".into()]),
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Isolation::Privileged => "privileged".into(),
+            Isolation::Capabilities { .. } => {
+                "capabilities ALL minus SYS_RESOURCE (engine refused --privileged)".into()
+            }
+        }
+    }
+}
+
+/// Tries a privileged container from `image` once; falls back to explicit
+/// capabilities when the engine refuses, saying so in one line.
+pub async fn isolation(docker: &Docker, image: &str, run: &str) -> Result<Isolation> {
+    if std::env::var("KE2LAB_ISOLATION").as_deref() == Ok("capabilities") {
+        return Ok(Isolation::Capabilities {
+            refused: "KE2LAB_ISOLATION=capabilities".into(),
+        });
+    }
+    let name = format!("ke2lab-{run}-privileged-probe");
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(image.into()),
+                entrypoint: Some(vec!["/bin/true".into()]),
+                labels: Some(HashMap::from([(RUN_LABEL.to_string(), run.to_string())])),
+                host_config: Some(Isolation::Privileged.host_config()),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("cannot create the privileged probe container")?;
+    let started = docker.start_container(&name, None).await;
+    docker
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await
+        .ok();
+    Ok(match started {
+        Ok(()) => Isolation::Privileged,
+        Err(e) => {
+            let refused = e.to_string();
+            let why = refused
+                .rsplit("unable to start container process: ")
+                .next()
+                .unwrap_or(&refused)
+                .trim()
+                .to_string();
+            eprintln!(
+                "engine refuses --privileged (`{why}`); using explicit capabilities \
+                 (ALL minus SYS_RESOURCE, unconfined seccomp/apparmor/systempaths, all devices)"
+            );
+            Isolation::Capabilities { refused }
+        }
+    })
+}

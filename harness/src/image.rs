@@ -1,0 +1,324 @@
+//! The lab host image, built here without any registry. Its tag is a hash of
+//! the recipe (package list, boot script, suite), so an unchanged recipe is
+//! never rebuilt. Two backends: debootstrap + `docker import` (works with no
+//! base image at all), or `docker build` from `debian:trixie-slim` when that
+//! base is present locally (a normal developer machine).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use bollard::query_parameters::{BuildImageOptionsBuilder, CreateImageOptionsBuilder};
+use futures_util::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+pub const PACKAGES: &str = include_str!("../../fixtures/image/packages.txt");
+pub const BOOT_SCRIPT: &str = include_str!("../../fixtures/image/boot.sh");
+pub const SUITE: &str = "trixie";
+pub const REPO: &str = "ke2lab/host";
+pub const SLIM_BASE: &str = "debian:trixie-slim";
+const BOOT_PATH: &str = "/usr/local/sbin/ke2lab-boot";
+
+/// Which way the image is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Debootstrap,
+    DockerBuild,
+}
+
+/// The recipe: everything that determines the image's content.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub suite: String,
+    pub packages: Vec<String>,
+    pub boot_script: String,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            suite: SUITE.into(),
+            packages: PACKAGES
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+            boot_script: BOOT_SCRIPT.into(),
+        }
+    }
+}
+
+impl Recipe {
+    /// 12 hex digits of SHA-256 over the recipe; the image tag.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"ke2lab-host-recipe-v1\0");
+        h.update(self.suite.as_bytes());
+        h.update(b"\0");
+        for p in &self.packages {
+            h.update(p.as_bytes());
+            h.update(b"\n");
+        }
+        h.update(b"\0");
+        h.update(self.boot_script.as_bytes());
+        hex::encode(h.finalize())[..12].to_string()
+    }
+
+    pub fn tag(&self) -> String {
+        format!("{REPO}:{}", self.hash())
+    }
+
+    /// What `docker import`/`docker build` set beside the filesystem. tini is
+    /// PID 1 so that the boot script's children are reaped.
+    fn entrypoint_json() -> String {
+        format!(r#"["/usr/bin/tini","--","{BOOT_PATH}"]"#)
+    }
+
+    /// The Dockerfile of the `docker build` backend.
+    pub fn dockerfile(&self) -> String {
+        format!(
+            "FROM {SLIM_BASE}\n\
+             RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {} \\\n && rm -rf /var/lib/apt/lists/* \\\n && rm -f /etc/ssh/ssh_host_* && : > /etc/machine-id\n\
+             COPY boot.sh {BOOT_PATH}\n\
+             LABEL ke2lab.recipe={}\n\
+             ENTRYPOINT {}\n",
+            self.packages.join(" "),
+            self.hash(),
+            Self::entrypoint_json()
+        )
+    }
+}
+
+/// What `ensure` did.
+#[derive(Clone, Debug)]
+pub struct ImageReport {
+    pub tag: String,
+    /// `None` when the image already existed.
+    pub built_with: Option<Backend>,
+    pub elapsed: Duration,
+    pub size_bytes: u64,
+}
+
+/// Makes sure the recipe's image exists, building it when absent.
+pub async fn ensure(docker: &Docker, recipe: &Recipe, work: &Path) -> Result<ImageReport> {
+    let start = Instant::now();
+    let tag = recipe.tag();
+    if let Ok(img) = docker.inspect_image(&tag).await {
+        return Ok(ImageReport {
+            tag,
+            built_with: None,
+            elapsed: start.elapsed(),
+            size_bytes: img.size.unwrap_or(0) as u64,
+        });
+    }
+    let backend = if docker.inspect_image(SLIM_BASE).await.is_ok() {
+        Backend::DockerBuild
+    } else {
+        Backend::Debootstrap
+    };
+    eprintln!("image: building `{tag}` with {backend:?} (first run or recipe changed)");
+    match backend {
+        Backend::DockerBuild => build_with_docker(docker, recipe, &tag).await?,
+        Backend::Debootstrap => build_with_debootstrap(docker, recipe, &tag, work).await?,
+    }
+    let img = docker
+        .inspect_image(&tag)
+        .await
+        .with_context(|| format!("image `{tag}` is missing right after its build"))?;
+    Ok(ImageReport {
+        tag,
+        built_with: Some(backend),
+        elapsed: start.elapsed(),
+        size_bytes: img.size.unwrap_or(0) as u64,
+    })
+}
+
+async fn build_with_docker(docker: &Docker, recipe: &Recipe, tag: &str) -> Result<()> {
+    let mut ctx = tar::Builder::new(Vec::new());
+    for (name, body, mode) in [
+        ("Dockerfile", recipe.dockerfile(), 0o644),
+        ("boot.sh", recipe.boot_script.clone(), 0o755),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(mode);
+        h.set_cksum();
+        ctx.append_data(&mut h, name, body.as_bytes())?;
+    }
+    let ctx = ctx.into_inner()?;
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .build();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(ctx.into())));
+    while let Some(info) = stream.next().await {
+        let info = info.context("docker build of the host image failed")?;
+        if let Some(s) = info.stream {
+            tracing::debug!("build: {}", s.trim_end());
+        }
+    }
+    Ok(())
+}
+
+async fn build_with_debootstrap(
+    docker: &Docker,
+    recipe: &Recipe,
+    tag: &str,
+    work: &Path,
+) -> Result<()> {
+    if which("debootstrap").is_none() {
+        bail!(
+            "cannot build the host image: neither `debootstrap` (apt-get install debootstrap) \
+             nor a local `{SLIM_BASE}` image is available"
+        );
+    }
+    let root = work.join(format!("rootfs-{}-{}", recipe.hash(), std::process::id()));
+    if root.exists() {
+        std::fs::remove_dir_all(&root).ok();
+    }
+    std::fs::create_dir_all(work)?;
+    let mirror = std::env::var("KE2LAB_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let log = work.join("debootstrap.log");
+    let status = Command::new("debootstrap")
+        .arg("--variant=minbase")
+        .arg(format!("--include={}", recipe.packages.join(",")))
+        .arg(&recipe.suite)
+        .arg(&root)
+        .arg(&mirror)
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(Stdio::inherit())
+        .status()
+        .await
+        .context("cannot run `debootstrap`")?;
+    if !status.success() {
+        std::fs::remove_dir_all(&root).ok();
+        bail!(
+            "`debootstrap` failed ({status}); its log is `{}`",
+            log.display()
+        );
+    }
+    let result = finish_and_import(docker, recipe, tag, &root).await;
+    // The root filesystem is about 1.3 GB; it is only an intermediate.
+    std::fs::remove_dir_all(&root).ok();
+    result
+}
+
+/// Puts the boot script in, strips per-host identity and caches, then streams
+/// the tree into `docker import` (never the whole tarball in memory).
+async fn finish_and_import(docker: &Docker, recipe: &Recipe, tag: &str, root: &Path) -> Result<()> {
+    let boot = root.join(BOOT_PATH.trim_start_matches('/'));
+    std::fs::create_dir_all(boot.parent().unwrap())?;
+    std::fs::write(&boot, &recipe.boot_script)?;
+    set_mode(&boot, 0o755)?;
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let d = root.join(dir);
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                if e.path().is_file() {
+                    std::fs::remove_file(e.path()).ok();
+                }
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root.join("etc/ssh")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ssh_host_") {
+                std::fs::remove_file(e.path()).ok();
+            }
+        }
+    }
+    std::fs::write(root.join("etc/machine-id"), b"")?;
+
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .args(["--numeric-owner", "-c", "."])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run `tar`")?;
+    let stdout = tar.stdout.take().unwrap();
+    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout));
+    let (repo, tagname) = tag.split_once(':').unwrap();
+    let opts = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(repo)
+        .tag(tagname)
+        .changes(vec![
+            format!("ENTRYPOINT {}", Recipe::entrypoint_json()),
+            format!("LABEL ke2lab.recipe={}", recipe.hash()),
+        ])
+        .build();
+    docker
+        .create_image(Some(opts), Some(body), None)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .with_context(|| format!("`docker import` of `{tag}` failed"))?;
+    let st = tar.wait().await?;
+    if !st.success() {
+        bail!("`tar` of the root filesystem failed ({st})");
+    }
+    Ok(())
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Finds a program on PATH (plus the sbin directories root usually has).
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+}
+
+/// Labels the harness puts on what it creates, by run.
+pub fn run_labels(run: &str) -> HashMap<String, String> {
+    HashMap::from([(crate::RUN_LABEL.to_string(), run.to_string())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let a = Recipe::default();
+        assert_eq!(a.hash(), Recipe::default().hash());
+        assert_eq!(a.hash().len(), 12);
+        let mut b = a.clone();
+        b.packages.push("vim".into());
+        assert_ne!(a.hash(), b.hash());
+        let mut c = a.clone();
+        c.boot_script.push('\n');
+        assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn recipe_lists_the_environment_packages() {
+        let r = Recipe::default();
+        for p in [
+            "docker.io",
+            "docker-cli",
+            "glusterfs-server",
+            "pgpool2",
+            "tini",
+            "nftables",
+        ] {
+            assert!(r.packages.iter().any(|x| x == p), "{p} missing");
+        }
+        assert!(r.dockerfile().contains("FROM debian:trixie-slim"));
+        assert!(r.dockerfile().contains(&r.hash()));
+    }
+}

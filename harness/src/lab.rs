@@ -1,0 +1,728 @@
+//! A lab: three (or more) container "hosts" on a bridge network of their own,
+//! booted from the host image, each with a nested Docker engine and sshd.
+//! Everything created carries `ke2lab.run=<run id>` so it can be reaped.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+use futures_util::future::try_join_all;
+use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
+use ke2lab::install::InstallReport;
+use ke2lab::steps::Cx;
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+
+use crate::container_host::ContainerHost;
+use crate::engine::{self, Isolation};
+use crate::image::{self, ImageReport, Recipe};
+use crate::{HOST_LABEL, RUN_LABEL, STATE_LABEL};
+
+/// Where the harness keeps per-run state (topology as remapped, ssh key) and
+/// build scratch space: `$KE2LAB_HOME`, else the workspace's `target/ke2lab`.
+pub fn home() -> PathBuf {
+    std::env::var_os("KE2LAB_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join("ke2lab")
+        })
+}
+
+/// Connects to the machine's engine and agrees on an API version with it.
+pub async fn connect() -> Result<Docker> {
+    let d = Docker::connect_with_local_defaults().context("cannot reach the docker engine")?;
+    d.negotiate_version()
+        .await
+        .context("cannot negotiate an API version with the docker engine")
+}
+
+/// A phase of boot or install and how long it took.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    pub name: String,
+    pub elapsed: Duration,
+    pub detail: String,
+}
+
+/// A booted lab.
+pub struct Lab {
+    pub(crate) docker: Docker,
+    pub run: String,
+    /// The topology with addresses remapped into this run's subnet.
+    pub topology: Topology,
+    pub subnet: String,
+    pub(crate) hosts: Vec<ContainerHost>,
+    pub state_dir: PathBuf,
+    pub image: Option<ImageReport>,
+    pub phases: Vec<Phase>,
+    pub isolation: Option<Isolation>,
+}
+
+impl Lab {
+    /// Builds the image if needed, then boots one container per host and waits
+    /// until each has sshd and a Docker engine answering. On any failure the
+    /// partly created lab is removed, unless `keep` is set.
+    pub async fn boot(topology: &Topology, keep: bool) -> Result<Lab> {
+        let docker = connect().await?;
+        let run = new_run_id();
+        let state_dir = home().join("runs").join(&run);
+        let mut phases = Vec::new();
+
+        let t = Instant::now();
+        let img = image::ensure(&docker, &Recipe::default(), &home().join("build")).await?;
+        phases.push(Phase {
+            name: "image".into(),
+            elapsed: t.elapsed(),
+            detail: match img.built_with {
+                Some(b) => format!("built `{}` with {b:?}", img.tag),
+                None => format!("cached `{}`", img.tag),
+            },
+        });
+
+        let mut lab = Lab {
+            docker,
+            run,
+            topology: topology.clone(),
+            subnet: String::new(),
+            hosts: Vec::new(),
+            state_dir,
+            image: Some(img),
+            phases,
+            isolation: None,
+        };
+        match lab.create(topology).await {
+            Ok(()) => Ok(lab),
+            Err(e) => {
+                if keep {
+                    eprintln!(
+                        "boot failed; keeping run `{}` for inspection (`ke2lab down --run {}` removes it)",
+                        lab.run, lab.run
+                    );
+                } else {
+                    let _ = down_run(&lab.docker, &lab.run).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create(&mut self, topology: &Topology) -> Result<()> {
+        let t = Instant::now();
+        let tag = self.image.as_ref().unwrap().tag.clone();
+        let isolation = engine::isolation(&self.docker, &tag, &self.run).await?;
+        self.isolation = Some(isolation.clone());
+
+        let (subnet, remapped, gateway) = self.create_network(topology).await?;
+        self.subnet = subnet.clone();
+        self.topology = remapped;
+        std::fs::create_dir_all(&self.state_dir)?;
+        std::fs::write(
+            self.state_dir.join("topology.toml"),
+            self.topology.to_toml_string(),
+        )?;
+
+        let extra_hosts: Vec<String> = self
+            .topology
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.name, h.address))
+            .collect();
+        let net = self.network_name();
+        let mut hosts = Vec::new();
+        for spec in &self.topology.hosts {
+            let container = format!("ke2lab-{}-{}", self.run, spec.name);
+            let volume = format!("{container}-docker");
+            let mut labels = self.labels();
+            labels.insert(HOST_LABEL.into(), spec.name.clone());
+            labels.insert(STATE_LABEL.into(), self.state_dir.display().to_string());
+            self.docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(volume.clone()),
+                    labels: Some(self.labels()),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("cannot create volume `{volume}` for `{}`", spec.name))?;
+            let host_config = HostConfig {
+                extra_hosts: Some(extra_hosts.clone()),
+                // /run and /tmp as tmpfs like a booted system; /tmp must allow
+                // exec (Pgpool and PostgreSQL scripts run from it).
+                tmpfs: Some(HashMap::from([
+                    ("/run".to_string(), String::new()),
+                    ("/tmp".to_string(), "exec".to_string()),
+                ])),
+                // The nested engine's storage must not sit on the outer
+                // overlay filesystem, so overlay2 works inside.
+                mounts: Some(vec![Mount {
+                    target: Some("/var/lib/docker".into()),
+                    source: Some(volume.clone()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                ..isolation.host_config()
+            };
+            let body = ContainerCreateBody {
+                image: Some(tag.clone()),
+                hostname: Some(spec.name.clone()),
+                labels: Some(labels),
+                host_config: Some(host_config),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        net.clone(),
+                        EndpointSettings {
+                            ipam_config: Some(EndpointIpamConfig {
+                                ipv4_address: Some(spec.address.to_string()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
+                ..Default::default()
+            };
+            self.docker
+                .create_container(
+                    Some(
+                        CreateContainerOptionsBuilder::new()
+                            .name(&container)
+                            .build(),
+                    ),
+                    body,
+                )
+                .await
+                .with_context(|| format!("cannot create the container of host `{}`", spec.name))?;
+            hosts.push(ContainerHost::new(
+                self.docker.clone(),
+                container,
+                spec.name.clone(),
+            ));
+        }
+        try_join_all(hosts.iter().map(|h| async {
+            self.docker
+                .start_container(h.container(), None)
+                .await
+                .with_context(|| format!("cannot start the container of host `{}`", h.name()))
+        }))
+        .await?;
+        self.hosts = hosts;
+        self.wait_ready(Duration::from_secs(90)).await?;
+        self.install_ssh_key().await?;
+        self.phases.push(Phase {
+            name: "boot".into(),
+            elapsed: t.elapsed(),
+            detail: format!(
+                "{} hosts on `{subnet}` (gateway {gateway}), engines ready, {}",
+                self.hosts.len(),
+                isolation.describe()
+            ),
+        });
+        Ok(())
+    }
+
+    /// Re-attaches to a running lab by its run id (for `status`, `exec`).
+    pub async fn attach(run: &str) -> Result<Lab> {
+        let docker = connect().await?;
+        let containers = list_containers(&docker, Some(run)).await?;
+        if containers.is_empty() {
+            bail!("no lab with run id `{run}` is running");
+        }
+        let state_dir = containers
+            .iter()
+            .find_map(|c| c.labels.as_ref()?.get(STATE_LABEL).cloned())
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("run `{run}` has no state directory label"))?;
+        let text = std::fs::read_to_string(state_dir.join("topology.toml"))
+            .with_context(|| format!("cannot read the topology of run `{run}`"))?;
+        let topology = Topology::from_toml_str(&text)?.topology;
+        let mut hosts = Vec::new();
+        for spec in &topology.hosts {
+            let c = containers
+                .iter()
+                .find(|c| c.labels.as_ref().and_then(|l| l.get(HOST_LABEL)) == Some(&spec.name))
+                .ok_or_else(|| anyhow!("run `{run}` has no container for host `{}`", spec.name))?;
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            hosts.push(ContainerHost::new(docker.clone(), name, spec.name.clone()));
+        }
+        Ok(Lab {
+            docker,
+            run: run.to_string(),
+            topology,
+            subnet: String::new(),
+            hosts,
+            state_dir,
+            image: None,
+            phases: Vec::new(),
+            isolation: None,
+        })
+    }
+
+    /// Runs of labs that have containers now, newest first by run id order
+    /// of creation time.
+    pub async fn runs() -> Result<Vec<String>> {
+        let docker = connect().await?;
+        let mut cs = list_containers(&docker, None).await?;
+        cs.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
+        let mut runs: Vec<String> = Vec::new();
+        for c in cs {
+            if let Some(r) = c.labels.as_ref().and_then(|l| l.get(RUN_LABEL)) {
+                if !runs.contains(r) {
+                    runs.push(r.clone());
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    pub fn network_name(&self) -> String {
+        format!("ke2lab-{}", self.run)
+    }
+
+    fn labels(&self) -> HashMap<String, String> {
+        image::run_labels(&self.run)
+    }
+
+    /// The hosts as the core sees them.
+    pub fn hosts(&self) -> Vec<Arc<dyn Host>> {
+        self.hosts
+            .iter()
+            .map(|h| Arc::new(h.clone()) as Arc<dyn Host>)
+            .collect()
+    }
+
+    pub fn container_hosts(&self) -> &[ContainerHost] {
+        &self.hosts
+    }
+
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Result<Arc<dyn Host>> {
+        self.hosts
+            .iter()
+            .find(|h| h.name() == name)
+            .map(|h| Arc::new(h.clone()) as Arc<dyn Host>)
+            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))
+    }
+
+    /// The same hosts reached over SSH with the run's key, as real servers
+    /// would be.
+    pub fn ssh_hosts(&self) -> Vec<Arc<dyn Host>> {
+        self.topology
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut cfg = SshConfig::new(h.name.clone(), h.address.to_string());
+                cfg.identity = Some(self.state_dir.join("id_ed25519"));
+                cfg.known_hosts = Some(self.state_dir.join("known_hosts"));
+                Arc::new(SshHost::new(cfg)) as Arc<dyn Host>
+            })
+            .collect()
+    }
+
+    /// Runs the provisioning core's install on the hosts and records its
+    /// phases.
+    pub async fn install(&mut self) -> Result<InstallReport> {
+        let hosts = self.hosts();
+        let cx = Cx::new(&self.topology, &hosts);
+        let report = ke2lab::install::install(&cx).await?;
+        for s in &report.steps {
+            self.phases.push(Phase {
+                name: s.step.to_string(),
+                elapsed: s.elapsed,
+                detail: format!("{} change(s)", s.changes.len()),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Removes every container, network and volume of this run and its state.
+    pub async fn teardown(self) -> Result<()> {
+        down_run(&self.docker, &self.run).await
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn create_network(&self, t: &Topology) -> Result<(String, Topology, Ipv4Addr)> {
+        let prefix = t.network.prefix;
+        let candidates = subnet_candidates(prefix, &self.run);
+        let mut last = String::new();
+        for lab_net in candidates {
+            let remapped = remap(t, lab_net);
+            let gateway = pick_gateway(&remapped, lab_net)?;
+            let subnet = format!("{lab_net}/{prefix}");
+            let req = NetworkCreateRequest {
+                name: self.network_name(),
+                driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.clone()),
+                        gateway: Some(gateway.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(self.labels()),
+                ..Default::default()
+            };
+            match self.docker.create_network(req).await {
+                Ok(_) => return Ok((subnet, remapped, gateway)),
+                // Another run (or another network) holds it: try the next.
+                Err(e) if e.to_string().contains("overlap") => last = e.to_string(),
+                Err(e) => return Err(e).context("cannot create the lab network"),
+            }
+        }
+        bail!("no free /{prefix} subnet for the lab network in 172.16.0.0/12 (last error: {last})")
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let probe =
+            Cmd::sh("test -e /run/ke2lab-booted && docker version --format '{{.Server.Version}}'");
+        try_join_all(self.hosts.iter().map(|h| {
+            let probe = probe.clone();
+            async move {
+                wait_for(
+                    &format!(
+                        "host `{}` booted with its docker engine answering",
+                        h.name()
+                    ),
+                    timeout,
+                    || async {
+                        match h.run(&probe).await {
+                            Ok(o) if o.success() => Poll::Ready(()),
+                            Ok(o) => Poll::NotYet(o.stderr_lossy()),
+                            Err(e) => Poll::NotYet(e.to_string()),
+                        }
+                    },
+                )
+                .await
+            }
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// A per-run key pair for root; the public half goes to every host so
+    /// that `SshHost` can reach the lab like real servers.
+    async fn install_ssh_key(&self) -> Result<()> {
+        let key = self.state_dir.join("id_ed25519");
+        if !key.exists() {
+            let st = tokio::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+                .arg(format!("ke2lab-{}", self.run))
+                .arg("-f")
+                .arg(&key)
+                .status()
+                .await
+                .context("cannot run `ssh-keygen` (install openssh-client)")?;
+            if !st.success() {
+                bail!("`ssh-keygen` failed ({st})");
+            }
+        }
+        let public = std::fs::read(key.with_extension("pub"))?;
+        for h in &self.hosts {
+            h.write_file("/root/.ssh/authorized_keys", &public, 0o600, "root")
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A short random run id; also the suffix of every resource name.
+fn new_run_id() -> String {
+    format!("r{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix as u32)
+    }
+}
+
+/// Candidate lab subnets of the topology's prefix length inside 172.16.0.0/12,
+/// starting at a place derived from the run id so that concurrent runs try
+/// different subnets first.
+pub fn subnet_candidates(prefix: u8, run: &str) -> Vec<Ipv4Addr> {
+    let base = u32::from(Ipv4Addr::new(172, 16, 0, 0));
+    let prefix = prefix.max(12);
+    let count = 1u32 << (prefix as u32 - 12);
+    let start = run
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))
+        % count;
+    (0..count.min(4096))
+        .map(|i| {
+            let n = (start + i) % count;
+            Ipv4Addr::from(base + (n << (32 - prefix as u32)))
+        })
+        // 172.17/16 and 172.18/16 are docker0 and docker_gwbridge inside the
+        // hosts' own engines; a lab subnet there would shadow them.
+        .filter(|a| !matches!(a.octets()[1], 17 | 18))
+        .collect()
+}
+
+/// The topology with every address moved into `lab_net`, keeping each
+/// address's offset inside its subnet (10.20.0.3 → 172.x.y.3).
+pub fn remap(t: &Topology, lab_net: Ipv4Addr) -> Topology {
+    let m = mask(t.network.prefix);
+    let net = u32::from(t.hosts[0].address) & m;
+    let mv = |a: Ipv4Addr| Ipv4Addr::from(u32::from(lab_net) + (u32::from(a) - net));
+    let mut out = t.clone();
+    for h in &mut out.hosts {
+        h.address = mv(h.address);
+    }
+    out.network.vip = mv(t.network.vip);
+    out
+}
+
+/// The bridge's gateway: the highest usable address no host or VIP uses.
+pub fn pick_gateway(t: &Topology, lab_net: Ipv4Addr) -> Result<Ipv4Addr> {
+    let m = mask(t.network.prefix);
+    let broadcast = u32::from(lab_net) | !m;
+    let used: Vec<u32> = t
+        .hosts
+        .iter()
+        .map(|h| u32::from(h.address))
+        .chain([u32::from(t.network.vip)])
+        .collect();
+    (u32::from(lab_net) + 1..broadcast)
+        .rev()
+        .find(|a| !used.contains(a))
+        .map(Ipv4Addr::from)
+        .ok_or_else(|| anyhow!("the topology's subnet has no address left for the lab gateway"))
+}
+
+/// Every labelled container (all runs when `run` is `None`), running or not.
+pub async fn list_containers(
+    docker: &Docker,
+    run: Option<&str>,
+) -> Result<Vec<bollard::models::ContainerSummary>> {
+    let filter = match run {
+        Some(r) => format!("{RUN_LABEL}={r}"),
+        None => RUN_LABEL.to_string(),
+    };
+    let filters = HashMap::from([("label", vec![filter])]);
+    Ok(docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await?)
+}
+
+/// What is labelled, by kind: the invariant "nothing leaks" is checked on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+}
+
+/// Lists every labelled container, network and volume (of one run, or all).
+pub async fn leftovers(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
+    let filter = match run {
+        Some(r) => format!("{RUN_LABEL}={r}"),
+        None => RUN_LABEL.to_string(),
+    };
+    let filters = HashMap::from([("label", vec![filter])]);
+    let containers = list_containers(docker, run)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    Ok(Leftovers {
+        containers,
+        networks,
+        volumes,
+    })
+}
+
+/// Removes what one run (or, with `None`, every run) left: containers first,
+/// then networks and volumes, then the state directories.
+pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
+    let found = leftovers(docker, run).await?;
+    let state_dirs: Vec<String> = list_containers(docker, run)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.labels?.get(STATE_LABEL).cloned())
+        .collect();
+    try_join_all(found.containers.iter().map(|id| async move {
+        docker
+            .remove_container(
+                id,
+                Some(
+                    RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+            .or_else(ignore_missing)
+            .with_context(|| format!("cannot remove container `{id}`"))
+    }))
+    .await?;
+    for n in &found.networks {
+        docker
+            .remove_network(n)
+            .await
+            .or_else(ignore_missing)
+            .with_context(|| format!("cannot remove network `{n}`"))?;
+    }
+    for v in &found.volumes {
+        docker
+            .remove_volume(
+                v,
+                Some(RemoveVolumeOptionsBuilder::new().force(true).build()),
+            )
+            .await
+            .or_else(ignore_missing)
+            .with_context(|| format!("cannot remove volume `{v}`"))?;
+    }
+    for d in state_dirs {
+        std::fs::remove_dir_all(d).ok();
+    }
+    if let Some(r) = run {
+        std::fs::remove_dir_all(home().join("runs").join(r)).ok();
+    }
+    Ok(found)
+}
+
+fn ignore_missing(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// Removes one run.
+pub async fn down_run(docker: &Docker, run: &str) -> Result<()> {
+    reap(docker, Some(run)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo() -> Topology {
+        Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))
+            .unwrap()
+            .topology
+    }
+
+    #[test]
+    fn remap_keeps_offsets() {
+        let t = remap(&topo(), Ipv4Addr::new(172, 30, 5, 0));
+        let addrs: Vec<String> = t.hosts.iter().map(|h| h.address.to_string()).collect();
+        assert_eq!(addrs, ["172.30.5.1", "172.30.5.2", "172.30.5.3"]);
+        assert_eq!(t.network.vip, Ipv4Addr::new(172, 30, 5, 100));
+        assert_eq!(
+            pick_gateway(&t, Ipv4Addr::new(172, 30, 5, 0)).unwrap(),
+            Ipv4Addr::new(172, 30, 5, 254)
+        );
+        assert!(t.validate().is_ok());
+    }
+
+    #[test]
+    fn candidates_avoid_inner_engine_ranges_and_stay_aligned() {
+        let c = subnet_candidates(24, "r123456");
+        assert!(!c.is_empty());
+        for a in &c {
+            let o = a.octets();
+            assert_eq!(o[0], 172);
+            assert!((16..32).contains(&o[1]) && o[1] != 17 && o[1] != 18);
+            assert_eq!(o[3], 0);
+        }
+        assert_ne!(
+            subnet_candidates(24, "ra")[0],
+            subnet_candidates(24, "rb")[0]
+        );
+    }
+}
+
+/// Memory in use per host container (usage less page cache, as `docker stats`
+/// shows it), in bytes.
+pub async fn memory(lab: &Lab) -> Result<Vec<(String, u64)>> {
+    use bollard::query_parameters::StatsOptionsBuilder;
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    for h in &lab.hosts {
+        let mut s = lab.docker.stats(
+            h.container(),
+            Some(
+                StatsOptionsBuilder::new()
+                    .stream(false)
+                    .one_shot(true)
+                    .build(),
+            ),
+        );
+        let stats = s
+            .next()
+            .await
+            .ok_or_else(|| anyhow!("no stats for `{}`", h.name()))??;
+        let m = stats.memory_stats.unwrap_or_default();
+        let cache = m
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or(s.get("inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        out.push((
+            h.name().to_string(),
+            m.usage.unwrap_or(0).saturating_sub(cache),
+        ));
+    }
+    Ok(out)
+}

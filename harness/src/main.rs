@@ -1,0 +1,336 @@
+//! The `ke2lab` command line: boot a lab and install the cluster on it, look
+//! at it, run commands on its hosts, tear it down; or install real servers
+//! over SSH with the same core.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
+use ke2lab::probe::swarm;
+use ke2lab::steps::Cx;
+use ke2lab::topology::{Topology, TopologyError, Validated};
+use ke2lab_harness::Lab;
+use ke2lab_harness::lab::{self, Phase};
+
+#[derive(Parser)]
+#[command(
+    name = "ke2lab",
+    version,
+    about = "Kompira Enterprise 2.0 cluster: provision and test"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot a lab of container hosts and install the cluster on it.
+    Up {
+        /// Topology file (default: the document's three-node example).
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        /// Keep the hosts when something fails, to look at them.
+        #[arg(long)]
+        keep_on_failure: bool,
+        /// Boot the hosts only.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Show the labs that are running and their swarm.
+    Status {
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Run a command on a lab host: `ke2lab exec ke2-server1 -- docker node ls`.
+    Exec {
+        #[arg(long)]
+        run: Option<String>,
+        host: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Remove a lab (the newest, or `--run ID`), or with `--all` every
+    /// labelled leftover, also of killed runs.
+    Down {
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Install real servers over SSH (the topology's addresses).
+    Install {
+        #[arg(long, short)]
+        topology: PathBuf,
+        #[arg(long, default_value = "root")]
+        ssh_user: String,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Check a topology file and print its warnings.
+    Check {
+        #[arg(long, short)]
+        topology: PathBuf,
+    },
+}
+
+/// Exit code for bad input: nothing was touched.
+const EXIT_BAD_INPUT: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KE2LAB_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let bad_input = e.chain().any(|c| c.is::<TopologyError>());
+            eprintln!("error: {e:#}");
+            ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
+        }
+    }
+}
+
+fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
+    let v = match path {
+        Some(p) => Topology::load(p).with_context(|| format!("topology `{}`", p.display()))?,
+        None => Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))?,
+    };
+    for w in &v.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(v)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up {
+            topology,
+            keep_on_failure,
+            no_install,
+        } => up(topology.as_ref(), keep_on_failure, no_install).await,
+        Command::Status { run } => status(run).await,
+        Command::Exec { run, host, cmd } => exec(run, &host, cmd).await,
+        Command::Down { run, all } => down(run, all).await,
+        Command::Install {
+            topology,
+            ssh_user,
+            identity,
+        } => install_ssh(&topology, ssh_user, identity).await,
+        Command::Check { topology } => {
+            load_topology(Some(&topology))?;
+            println!("topology `{}` is valid", topology.display());
+            Ok(())
+        }
+    }
+}
+
+async fn up(topology: Option<&PathBuf>, keep: bool, no_install: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let v = load_topology(topology)?;
+    eprintln!("phase image+boot: …");
+    let mut lab = Lab::boot(&v.topology, keep).await?;
+    for p in &lab.phases {
+        eprintln!(
+            "phase {:<8} {:>7.2}s  {}",
+            p.name,
+            p.elapsed.as_secs_f64(),
+            p.detail
+        );
+    }
+    eprintln!("run `{}` booted; installing", lab.run);
+    if !no_install {
+        let before = lab.phases.len();
+        let result = lab.install().await;
+        for p in &lab.phases[before..] {
+            eprintln!(
+                "phase {:<8} {:>7.2}s  {}",
+                p.name,
+                p.elapsed.as_secs_f64(),
+                p.detail
+            );
+        }
+        if let Err(e) = result {
+            if keep {
+                eprintln!(
+                    "install failed; hosts kept: `ke2lab exec --run {} {} -- sh -c '…'`, \
+                     `ke2lab down --run {}` when done",
+                    lab.run, lab.topology.hosts[0].name, lab.run
+                );
+            } else {
+                let run = lab.run.clone();
+                lab.teardown().await.ok();
+                eprintln!("install failed; run `{run}` removed (use --keep-on-failure to keep it)");
+            }
+            return Err(e);
+        }
+    }
+    print_phases(&lab.phases, t0.elapsed().as_secs_f64());
+    print_state(&lab).await?;
+    println!(
+        "\nrun `{}` is up. `ke2lab exec {} -- docker node ls`, `ke2lab down` to remove it.",
+        lab.run, lab.topology.hosts[0].name
+    );
+    Ok(())
+}
+
+fn print_phases(phases: &[Phase], total: f64) {
+    println!("{:<10} {:>8}  detail", "phase", "seconds");
+    for p in phases {
+        println!(
+            "{:<10} {:>8.2}  {}",
+            p.name,
+            p.elapsed.as_secs_f64(),
+            p.detail
+        );
+    }
+    println!("{:<10} {:>8.2}", "total", total);
+}
+
+async fn print_state(lab: &Lab) -> Result<()> {
+    let first = lab.host(&lab.topology.hosts[0].name)?;
+    println!(
+        "\nlab `{}` ({} hosts, subnet {})",
+        lab.run,
+        lab.topology.hosts.len(),
+        lab.subnet
+    );
+    for h in &lab.topology.hosts {
+        println!(
+            "  {:<14} {:<15} {}",
+            h.name,
+            h.address.to_string(),
+            h.platform
+        );
+    }
+    match swarm::info(first.as_ref()).await {
+        Ok(info) if info.is_active() => {
+            let port = info.cluster.as_ref().map_or(0, |c| c.data_path_port);
+            println!("swarm: {} managers, data-path port {port}", info.managers);
+            let nodes = swarm::nodes(first.as_ref()).await?;
+            println!(
+                "  {:<14} {:<8} {:<12} manager",
+                "hostname", "status", "availability"
+            );
+            for n in &nodes {
+                println!(
+                    "  {:<14} {:<8} {:<12} {}",
+                    n.hostname,
+                    format!("{:?}", n.status),
+                    format!("{:?}", n.availability),
+                    n.manager_status.map_or("-".into(), |m| format!("{m:?}"))
+                );
+            }
+        }
+        Ok(_) => println!("swarm: not formed"),
+        Err(e) => println!("swarm: cannot probe ({e})"),
+    }
+    let mem = lab::memory(lab).await?;
+    println!(
+        "memory: {} MiB in all ({})",
+        mem.iter().map(|(_, b)| b).sum::<u64>() / (1 << 20),
+        mem.iter()
+            .map(|(h, b)| format!("{h} {} MiB", b / (1 << 20)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+async fn pick_run(run: Option<String>) -> Result<String> {
+    if let Some(r) = run {
+        return Ok(r);
+    }
+    let runs = Lab::runs().await?;
+    match runs.as_slice() {
+        [] => bail!("no lab is running (`ke2lab up` starts one)"),
+        [r] => Ok(r.clone()),
+        [r, ..] => {
+            eprintln!(
+                "several labs are running ({}); using the newest, `{r}`",
+                runs.join(", ")
+            );
+            Ok(r.clone())
+        }
+    }
+}
+
+async fn status(run: Option<String>) -> Result<()> {
+    let runs = match run {
+        Some(r) => vec![r],
+        None => Lab::runs().await?,
+    };
+    if runs.is_empty() {
+        println!("no lab is running");
+    }
+    for r in runs {
+        match Lab::attach(&r).await {
+            Ok(lab) => print_state(&lab).await?,
+            Err(e) => println!("run `{r}`: {e:#} (leftover? `ke2lab down --all` reaps it)"),
+        }
+    }
+    Ok(())
+}
+
+async fn exec(run: Option<String>, host: &str, cmd: Vec<String>) -> Result<()> {
+    let run = pick_run(run).await?;
+    let lab = Lab::attach(&run).await?;
+    let h = lab.host(host)?;
+    let out = h.run(&Cmd::new(cmd)).await?;
+    use std::io::Write;
+    std::io::stdout().write_all(&out.stdout)?;
+    std::io::stderr().write_all(&out.stderr)?;
+    if out.status != 0 {
+        std::process::exit(out.status.clamp(1, 255));
+    }
+    Ok(())
+}
+
+async fn down(run: Option<String>, all: bool) -> Result<()> {
+    let docker = lab::connect().await?;
+    let target = if all {
+        None
+    } else {
+        Some(pick_run(run).await?)
+    };
+    let removed = lab::reap(&docker, target.as_deref()).await?;
+    println!(
+        "removed {} container(s), {} network(s), {} volume(s){}",
+        removed.containers.len(),
+        removed.networks.len(),
+        removed.volumes.len(),
+        target.map_or(" of every run".into(), |r| format!(" of run `{r}`"))
+    );
+    Ok(())
+}
+
+async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) -> Result<()> {
+    let v = load_topology(Some(path))?;
+    let hosts: Vec<Arc<dyn Host>> = v
+        .topology
+        .hosts
+        .iter()
+        .map(|h| {
+            let mut cfg = SshConfig::new(h.name.clone(), h.address.to_string());
+            cfg.user = user.clone();
+            cfg.identity = identity.clone();
+            Arc::new(SshHost::new(cfg)) as Arc<dyn Host>
+        })
+        .collect();
+    let cx = Cx::new(&v.topology, &hosts);
+    let report = ke2lab::install::install(&cx).await?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Cluster-tier scenarios live in `tests/`; this library is empty on purpose.

@@ -1,0 +1,44 @@
+//! The whole install: the procedure's steps in order on one set of hosts.
+//! Every caller (CLI on real servers, the lab harness, scenarios) goes
+//! through here, so the order and the idempotence contract live in one place.
+
+use std::fmt;
+
+use crate::steps::{self, Cx, StepError, StepReport};
+
+/// What one install run did, step by step.
+#[derive(Clone, Debug, Default)]
+pub struct InstallReport {
+    pub steps: Vec<StepReport>,
+}
+
+impl InstallReport {
+    /// Total number of changes; zero on a re-run of a complete install.
+    pub fn changes(&self) -> usize {
+        self.steps.iter().map(|s| s.changes.len()).sum()
+    }
+}
+
+impl fmt::Display for InstallReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "  {s}")?;
+        }
+        write!(f, "  total: {} change(s)", self.changes())
+    }
+}
+
+/// Steps 1-3: Docker engine, firewall for the swarm, swarm of managers.
+pub async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
+    let mut report = InstallReport::default();
+    report
+        .steps
+        .push(steps::run(&steps::docker::DockerEngine, cx).await?);
+    report
+        .steps
+        .push(steps::run(&steps::firewall::Firewall::for_swarm(cx), cx).await?);
+    report
+        .steps
+        .push(steps::run(&steps::swarm::Swarm::default(), cx).await?);
+    Ok(report)
+}

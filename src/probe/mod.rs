@@ -1,0 +1,17 @@
+//! Read-only, typed views of a cluster's real state. Probes parse the
+//! structured forms tools offer (`--format '{{json .}}'`, `--xml`, SQL rows),
+//! never free text.
+
+pub mod swarm;
+
+use thiserror::Error;
+
+use crate::host::HostError;
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("cannot parse the output of `{what}`: {detail}")]
+    Parse { what: String, detail: String },
+}

@@ -1,0 +1,1543 @@
+//! The cluster description (`topology.toml`): its serde model, the defaults taken from the procedure, and the validation that every command runs before it touches a host.
+//!
+//! Every field and default here comes from `PROCEDURE.md` (steps 0 to 8). The
+//! file is the single input of every command, so it is checked as a whole
+//! before anything runs: a mistake in it (two hosts with one address, a VIP
+//! outside the LAN, a port used twice) would otherwise surface much later as
+//! a half-built cluster. Every error names the offending field in the form
+//! used by the file itself, e.g. `` `hosts[1].address`: duplicate address
+//! `10.20.0.1` (also used by `hosts[0]`) ``.
+//!
+//! Parsing happens in three passes: a plain TOML parse (syntax errors, with
+//! the line), a scan of the raw values whose problems serde could only report
+//! without the host index (unknown platform, malformed address, a port that
+//! does not fit in 16 bits), and the typed deserialization (unknown keys,
+//! missing keys, wrong types, again with the line). [`Topology::validate`]
+//! then checks the rules that span several fields.
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rand::Rng as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+/// Docker swarm's cluster management port (`2377/tcp`); not configurable.
+pub const SWARM_MANAGEMENT_PORT: u16 = 2377;
+/// Docker swarm's node gossip port (`7946/tcp+udp`); not configurable.
+pub const SWARM_GOSSIP_PORT: u16 = 7946;
+/// Docker's default VXLAN data-path port (`4789/udp`).
+pub const DEFAULT_DATA_PATH_PORT: u16 = 4789;
+/// The data-path port that `auto` picks when a host has a vmxnet3 NIC. The
+/// procedure (step 3) only says "another port"; 7789 keeps the familiar
+/// `_789` suffix and collides with nothing else the cluster opens.
+pub const VMXNET3_DATA_PATH_PORT: u16 = 7789;
+/// The smallest cluster the procedure describes: three swarm managers, three
+/// Gluster replicas and three Pgpool-II watchdog members.
+pub const MIN_HOSTS: usize = 3;
+/// The length of a generated password.
+pub const GENERATED_PASSWORD_LEN: usize = 24;
+
+/// Ports that the cluster opens on every host but that the topology cannot
+/// change. A configurable port equal to one of them would make two services
+/// fight over one socket, so validation rejects it.
+const FIXED_PORTS: &[(u16, &str)] = &[
+    (
+        SWARM_MANAGEMENT_PORT,
+        "the swarm management port (`2377/tcp`, fixed)",
+    ),
+    (
+        SWARM_GOSSIP_PORT,
+        "the swarm gossip port (`7946/tcp+udp`, fixed)",
+    ),
+    (80, "nginx's published HTTP port (`80/tcp`, fixed)"),
+    (443, "nginx's published HTTPS port (`443/tcp`, fixed)"),
+];
+
+/// glusterd's ports, fixed too, but only opened when the shared directory is
+/// a Gluster volume.
+const GLUSTER_PORTS: &[(u16, &str)] = &[
+    (24007, "glusterd's management port (`24007/tcp`, fixed)"),
+    (24008, "glusterd's RDMA port (`24008/tcp`, fixed)"),
+];
+
+// ---------------------------------------------------------------------------
+// Errors and warnings
+// ---------------------------------------------------------------------------
+
+/// Why a topology (or a credentials file) could not be used.
+///
+/// Errors do not repeat the file's path: the caller knows it and adds it as
+/// context, which keeps these messages identical for files and strings.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file (the credentials file, or its directory) could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown or missing key, or a value of the wrong
+    /// type. The message is the toml crate's, which names the key and shows
+    /// the line.
+    #[error("{message}")]
+    Parse { message: String },
+    /// A value that parses but breaks a rule; `field` is the path of the
+    /// field as written in the file, e.g. `hosts[1].address`.
+    #[error("`{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl TopologyError {
+    /// The offending field of an [`TopologyError::Invalid`] error.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            TopologyError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    fn parse(error: toml::de::Error) -> Self {
+        TopologyError::Parse {
+            message: error.to_string().trim_end().to_string(),
+        }
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> TopologyError {
+    TopologyError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Something legal but unwise, reported without stopping the command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.field, self.message)
+    }
+}
+
+/// A topology that passed [`Topology::validate`], with the warnings it gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated {
+    pub topology: Topology,
+    pub warnings: Vec<Warning>,
+}
+
+impl Deref for Validated {
+    type Target = Topology;
+
+    fn deref(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keyword enums
+// ---------------------------------------------------------------------------
+
+/// Defines a fieldless enum written as a lowercase keyword in the file, with
+/// `Display`, `FromStr` and serde going through that keyword. A hand-written
+/// error keeps the wording of the messages the same whether it comes from the
+/// raw scan or from serde.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal, expected $expected:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The keyword as written in the topology file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(format!(concat!("unknown ", $what, " `{}` (expected ", $expected, ")"), s)),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+keyword_enum! {
+    /// The operating-system family of a host. `platform.rs` attaches the
+    /// per-family facts (package manager, paths, firewall) to it.
+    pub enum Platform ("platform", expected "`debian` or `rhel9`") {
+        /// Debian and its PostgreSQL/Pgpool-II packaging; the lab's hosts.
+        #[default]
+        Debian => "debian",
+        /// The document's target: RHEL 9, CentOS Stream 9, Alma 9, Rocky 9.
+        Rhel9 => "rhel9",
+    }
+}
+
+keyword_enum! {
+    /// The model of a host's network card. It matters for one reason: with
+    /// vmxnet3, VXLAN traffic on UDP 4789 loses TCP (checksum offload), so
+    /// the swarm must be initialised with another data-path port.
+    pub enum Nic ("nic", expected "`virtio`, `vmxnet3`, `e1000` or `e1000e`") {
+        #[default]
+        Virtio => "virtio",
+        Vmxnet3 => "vmxnet3",
+        E1000 => "e1000",
+        E1000e => "e1000e",
+    }
+}
+
+keyword_enum! {
+    /// Where `SHARED_DIR` comes from.
+    pub enum SharedDirKind ("shared directory kind", expected "`gluster` or `existing`") {
+        /// ke2lab builds a replicated Gluster volume and mounts it (step 4).
+        #[default]
+        Gluster => "gluster",
+        /// The path is already mounted on every host (an existing file
+        /// server); ke2lab only checks that it is writable.
+        Existing => "existing",
+    }
+}
+
+keyword_enum! {
+    /// How nginx publishes ports 80 and 443 (`NGINX_PORT_MODE`, step 8).
+    pub enum NginxPortMode ("nginx port mode", expected "`ingress` or `host`") {
+        /// Load-balanced over all nodes by the swarm routing mesh.
+        #[default]
+        Ingress => "ingress",
+        /// Only the node addressed receives the connection.
+        Host => "host",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Data-path port
+// ---------------------------------------------------------------------------
+
+/// The swarm's VXLAN data-path port, fixed at `docker swarm init`.
+///
+/// Written as the string `"auto"` or an integer in the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DataPathPort {
+    /// 4789, unless a host has a vmxnet3 NIC; then 7789 (procedure step 3).
+    #[default]
+    Auto,
+    /// An explicit port, 1024..=65535.
+    Port(u16),
+}
+
+impl DataPathPort {
+    /// The port to use, given whether any host has a vmxnet3 NIC.
+    pub fn resolve(self, has_vmxnet3: bool) -> u16 {
+        match self {
+            DataPathPort::Port(port) => port,
+            DataPathPort::Auto if has_vmxnet3 => VMXNET3_DATA_PATH_PORT,
+            DataPathPort::Auto => DEFAULT_DATA_PATH_PORT,
+        }
+    }
+}
+
+impl fmt::Display for DataPathPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataPathPort::Auto => f.write_str("auto"),
+            DataPathPort::Port(port) => write!(f, "{port}"),
+        }
+    }
+}
+
+impl Serialize for DataPathPort {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DataPathPort::Auto => serializer.serialize_str("auto"),
+            DataPathPort::Port(port) => serializer.serialize_u16(*port),
+        }
+    }
+}
+
+fn data_path_port_range(value: impl fmt::Display) -> String {
+    format!("port `{value}` out of range 1024..=65535")
+}
+
+fn data_path_port_keyword(value: &str) -> String {
+    format!("expected `auto` or a port number, found `{value}`")
+}
+
+impl<'de> Deserialize<'de> for DataPathPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl de::Visitor<'_> for Visitor {
+            type Value = DataPathPort;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`auto` or a port number")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<DataPathPort, E> {
+                if value == "auto" {
+                    Ok(DataPathPort::Auto)
+                } else {
+                    Err(E::custom(data_path_port_keyword(value)))
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<DataPathPort, E> {
+                // Ports below 1024 fit in a u16 and are rejected by
+                // `validate`, so that a struct built in code is checked the
+                // same way as a parsed file.
+                u16::try_from(value)
+                    .map(DataPathPort::Port)
+                    .map_err(|_| E::custom(data_path_port_range(value)))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<DataPathPort, E> {
+                u16::try_from(value)
+                    .map(DataPathPort::Port)
+                    .map_err(|_| E::custom(data_path_port_range(value)))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------
+
+/// A password or key. `Debug` and `Display` print `***`, so a secret cannot
+/// leak into logs, error messages or test output by accident; read it with
+/// [`Secret::expose`].
+///
+/// `Serialize` writes the real value: the credentials file and a stored
+/// topology must hold it to be useful. Serialize a secret only into files
+/// that are kept private (see [`Credentials::save`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret's value, for the places that must write it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A fresh random password of [`GENERATED_PASSWORD_LEN`] ASCII letters
+    /// and digits: safe in every file and command it ends up in without
+    /// quoting.
+    pub fn generate() -> Self {
+        let value: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(GENERATED_PASSWORD_LEN)
+            .map(char::from)
+            .collect();
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The topology model
+// ---------------------------------------------------------------------------
+
+/// The whole cluster description. Only `[cluster]`, `[[hosts]]` and
+/// `network.vip` are required; every other value defaults to the procedure's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub cluster: ClusterSpec,
+    /// In `CLUSTER_HOSTS` order: the first host is the initial PostgreSQL
+    /// primary and each host's index is its Pgpool-II node id, so the order
+    /// is significant and must never change for a running cluster.
+    pub hosts: Vec<HostSpec>,
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub swarm: SwarmSpec,
+    #[serde(default)]
+    pub ports: Ports,
+    #[serde(default)]
+    pub shared_dir: SharedDirSpec,
+    #[serde(default)]
+    pub credentials: CredentialSpec,
+    #[serde(default)]
+    pub postgres: PostgresSpec,
+    #[serde(default)]
+    pub stack: StackSpec,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// A short name for the cluster, used to name lab resources.
+    pub name: String,
+}
+
+/// One `[[hosts]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// The name every other host resolves (`/etc/hosts` or DNS); also the
+    /// Pgpool-II backend and Gluster peer name.
+    pub name: String,
+    pub address: Ipv4Addr,
+    #[serde(default)]
+    pub platform: Platform,
+    #[serde(default)]
+    pub nic: Nic,
+    /// Overrides the detected interface (the first non-loopback UP link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The prefix length of the hosts' subnet; also the VIP's prefix in
+    /// `if_up_cmd`.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// Pgpool-II's virtual IP (`delegate_ip`).
+    pub vip: Ipv4Addr,
+    /// Default interface override for every host without its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The HBA address of the cluster network in `pg_hba.conf` and
+    /// `pool_hba.conf`.
+    #[serde(default = "default_hba")]
+    pub cluster_hba: String,
+    /// The HBA address of Kompira's clients.
+    #[serde(default = "default_hba")]
+    pub kompira_hba: String,
+}
+
+fn default_prefix() -> u8 {
+    24
+}
+
+fn default_hba() -> String {
+    "samenet".to_string()
+}
+
+/// `[swarm]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmSpec {
+    pub data_path_port: DataPathPort,
+}
+
+/// `[ports]`: the procedure's ports, each overridable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ports {
+    pub postgres: u16,
+    pub pgpool: u16,
+    pub pcp: u16,
+    pub watchdog: u16,
+    pub heartbeat: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            postgres: 5432,
+            pgpool: 9999,
+            pcp: 9898,
+            watchdog: 9000,
+            heartbeat: 9694,
+        }
+    }
+}
+
+impl Ports {
+    /// Every configurable port with its field path, in file order.
+    pub fn named(&self) -> [(&'static str, u16); 5] {
+        [
+            ("ports.postgres", self.postgres),
+            ("ports.pgpool", self.pgpool),
+            ("ports.pcp", self.pcp),
+            ("ports.watchdog", self.watchdog),
+            ("ports.heartbeat", self.heartbeat),
+        ]
+    }
+}
+
+/// `[shared_dir]`: `SHARED_DIR` and, for Gluster, the volume behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedDirSpec {
+    pub kind: SharedDirKind,
+    /// The mount point on every host.
+    pub path: String,
+    /// The Gluster volume name (Gluster only).
+    pub volume: String,
+    /// The brick directory on every host (Gluster only).
+    pub brick: String,
+    /// Lab-only tuning of the volume's `network.ping-timeout`, in seconds.
+    /// The document leaves Gluster's default (42 s), which makes the lab's
+    /// host-loss tests wait that long for the mount to recover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_timeout: Option<u32>,
+}
+
+impl Default for SharedDirSpec {
+    fn default() -> Self {
+        SharedDirSpec {
+            kind: SharedDirKind::Gluster,
+            path: "/mnt/gluster".to_string(),
+            volume: "gvol0".to_string(),
+            brick: "/var/glustervol0".to_string(),
+            ping_timeout: None,
+        }
+    }
+}
+
+/// `[credentials]`: how the cluster's passwords are chosen; see
+/// [`CredentialSpec::resolve`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CredentialSpec {
+    /// Use the document's well-known passwords for every value that is
+    /// neither explicit nor stored. Only sensible for a throwaway lab.
+    pub use_document_defaults: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repl: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgpool: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kompira: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgpool_key: Option<Secret>,
+}
+
+impl CredentialSpec {
+    /// The explicit values with their field paths, in file order.
+    fn named(&self) -> [(&'static str, Option<&Secret>); 5] {
+        [
+            ("credentials.postgres", self.postgres.as_ref()),
+            ("credentials.repl", self.repl.as_ref()),
+            ("credentials.pgpool", self.pgpool.as_ref()),
+            ("credentials.kompira", self.kompira.as_ref()),
+            ("credentials.pgpool_key", self.pgpool_key.as_ref()),
+        ]
+    }
+
+    /// The cluster's credentials. Each value is, in order of preference:
+    /// the explicit value in the topology; the value `stored` by an earlier
+    /// run (so that a second run does not change the passwords of a running
+    /// cluster); the document's value if `use_document_defaults`; otherwise
+    /// a fresh random password. Save the result so the next run finds it.
+    pub fn resolve(&self, stored: Option<&Credentials>) -> Credentials {
+        let document = Credentials::document_defaults();
+        let pick = |explicit: &Option<Secret>, stored: Option<&Secret>, document: Secret| {
+            explicit
+                .clone()
+                .or_else(|| stored.cloned())
+                .or_else(|| self.use_document_defaults.then_some(document))
+                .unwrap_or_else(Secret::generate)
+        };
+        Credentials {
+            postgres: pick(
+                &self.postgres,
+                stored.map(|s| &s.postgres),
+                document.postgres,
+            ),
+            repl: pick(&self.repl, stored.map(|s| &s.repl), document.repl),
+            pgpool: pick(&self.pgpool, stored.map(|s| &s.pgpool), document.pgpool),
+            kompira: pick(&self.kompira, stored.map(|s| &s.kompira), document.kompira),
+            pgpool_key: pick(
+                &self.pgpool_key,
+                stored.map(|s| &s.pgpool_key),
+                document.pgpool_key,
+            ),
+        }
+    }
+}
+
+/// The resolved passwords of the cluster's database users and the Pgpool-II
+/// key. Stored by ke2lab between runs in a private TOML file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub postgres: Secret,
+    pub repl: Secret,
+    pub pgpool: Secret,
+    pub kompira: Secret,
+    pub pgpool_key: Secret,
+}
+
+impl Credentials {
+    /// The values the document (and `setup_pgpool.sh`) uses when none are
+    /// given: every password equals its user name.
+    pub fn document_defaults() -> Self {
+        Credentials {
+            postgres: Secret::new("postgres"),
+            repl: Secret::new("repl"),
+            pgpool: Secret::new("pgpool"),
+            kompira: Secret::new("kompira"),
+            pgpool_key: Secret::new("ke2pgpoolkey"),
+        }
+    }
+
+    /// Reads a credentials file written by [`Credentials::save`].
+    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+        let text = fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(TopologyError::parse)
+    }
+
+    /// Like [`Credentials::load`], but a missing file is `None` (the first
+    /// run of a new cluster).
+    pub fn load_if_exists(path: &Path) -> Result<Option<Self>, TopologyError> {
+        match fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::load(path).map(Some),
+        }
+    }
+
+    /// Writes the credentials as TOML with mode 0600, creating the parent
+    /// directory. The file is written beside its destination and renamed
+    /// over it, so it is never readable by others, not even for a moment,
+    /// and an interrupted save leaves the previous file intact.
+    pub fn save(&self, path: &Path) -> Result<(), TopologyError> {
+        let write_error = |source| TopologyError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        let body = format!(
+            "# ke2lab: the cluster's passwords. Keep this file private (mode 0600).\n{}",
+            toml::to_string(self).expect("credentials always serialize to TOML")
+        );
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temporary).map_err(write_error)?;
+        // A leftover temporary file from an interrupted save keeps its old
+        // mode when reopened, so the mode is set again explicitly.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(write_error)?;
+        }
+        file.write_all(body.as_bytes()).map_err(write_error)?;
+        file.sync_all().map_err(write_error)?;
+        drop(file);
+        fs::rename(&temporary, path).map_err(write_error)
+    }
+}
+
+/// `[postgres]`: the overridable settings of `setup_pgpool.sh` (step 5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSpec {
+    /// Kompira's database, owned by the `kompira` role.
+    pub database: String,
+    /// Where `archive_command` copies WAL files.
+    pub archive_dir: String,
+    pub max_connections: u32,
+    /// Synchronous replication instead of the document's asynchronous
+    /// streaming.
+    pub synchronous: bool,
+}
+
+impl Default for PostgresSpec {
+    fn default() -> Self {
+        PostgresSpec {
+            database: "kompira".to_string(),
+            archive_dir: "/var/lib/pgsql/archivedir".to_string(),
+            max_connections: 256,
+            synchronous: false,
+        }
+    }
+}
+
+/// `[stack]`: the Kompira Enterprise stack (step 8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StackSpec {
+    pub nginx_port_mode: NginxPortMode,
+    /// `SWARM_REPLICAS`: replicas of each replicated service, at most one
+    /// per node.
+    pub swarm_replicas: u32,
+}
+
+impl Default for StackSpec {
+    fn default() -> Self {
+        StackSpec {
+            nginx_port_mode: NginxPortMode::Ingress,
+            swarm_replicas: 3,
+        }
+    }
+}
+
+/// An IPv4 subnet: a network address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// The subnet of `prefix` bits that contains `address`.
+    pub fn containing(address: Ipv4Addr, prefix: u8) -> Self {
+        Subnet {
+            network: Ipv4Addr::from(u32::from(address) & mask(prefix)),
+            prefix,
+        }
+    }
+
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        u32::from(address) & mask(self.prefix) == u32::from(self.network)
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        1..=31 => u32::MAX << (32 - u32::from(prefix)),
+        _ => u32::MAX,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading and queries
+// ---------------------------------------------------------------------------
+
+impl Topology {
+    /// Parses and validates a topology.
+    pub fn from_toml_str(s: &str) -> Result<Validated, TopologyError> {
+        let raw: toml::Table = toml::from_str(s).map_err(TopologyError::parse)?;
+        scan_raw(&raw)?;
+        let topology: Topology = toml::from_str(s).map_err(TopologyError::parse)?;
+        let warnings = topology.validate()?;
+        Ok(Validated { topology, warnings })
+    }
+
+    /// Reads, parses and validates a topology file.
+    pub fn load(path: &Path) -> Result<Validated, TopologyError> {
+        let text = fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// The path of a topology shipped in this repository's
+    /// `fixtures/topologies/`, e.g. `three-node`.
+    pub fn fixture_path(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/topologies")
+            .join(format!("{name}.toml"))
+    }
+
+    /// Loads a topology shipped in `fixtures/topologies/`.
+    pub fn fixture(name: &str) -> Result<Validated, TopologyError> {
+        Self::load(&Self::fixture_path(name))
+    }
+
+    /// The topology as TOML; [`Topology::from_toml_str`] reads it back to an
+    /// equal value. Explicit credentials are written in clear (see
+    /// [`Secret`]).
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("a topology always serializes to TOML")
+    }
+
+    /// The swarm's data-path port with `auto` resolved.
+    pub fn data_path_port(&self) -> u16 {
+        self.swarm.data_path_port.resolve(self.has_vmxnet3())
+    }
+
+    /// Whether any host has a vmxnet3 NIC (procedure step 3's caveat).
+    pub fn has_vmxnet3(&self) -> bool {
+        self.hosts.iter().any(|host| host.nic == Nic::Vmxnet3)
+    }
+
+    /// The initial PostgreSQL primary and swarm leader: the first host.
+    ///
+    /// Panics on a topology without hosts, which validation rejects.
+    pub fn primary(&self) -> &HostSpec {
+        &self.hosts[0]
+    }
+
+    /// The host of that name. Host names compare case-insensitively, as DNS
+    /// names do.
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts
+            .iter()
+            .find(|host| host.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The Pgpool-II node id of a host: its index in `hosts`.
+    pub fn node_id(&self, name: &str) -> Option<usize> {
+        self.hosts
+            .iter()
+            .position(|host| host.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The interface override for a host: its own, else the network's.
+    /// `None` means "detect": the first non-loopback UP link.
+    pub fn interface_for<'a>(&'a self, host: &'a HostSpec) -> Option<&'a str> {
+        host.interface
+            .as_deref()
+            .or(self.network.interface.as_deref())
+    }
+
+    /// The hosts' subnet: the first host's address with `network.prefix`.
+    ///
+    /// Panics on a topology without hosts, which validation rejects.
+    pub fn subnet(&self) -> Subnet {
+        Subnet::containing(self.primary().address, self.network.prefix)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The raw scan
+// ---------------------------------------------------------------------------
+
+/// Checks the values whose errors serde could report only without their
+/// field path (serde does not know the index of a host in `[[hosts]]`) or
+/// only as a bare type error (a port of 70000 does not fit in a `u16`).
+/// Values of the wrong TOML type are left to serde, whose message shows the
+/// line.
+fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
+    use toml::Value;
+
+    if let Some(Value::Array(hosts)) = raw.get("hosts") {
+        for (i, host) in hosts.iter().enumerate() {
+            let Value::Table(host) = host else { continue };
+            scan_str(
+                host,
+                "address",
+                || format!("hosts[{i}].address"),
+                parse_address,
+            )?;
+            scan_str(
+                host,
+                "platform",
+                || format!("hosts[{i}].platform"),
+                |s| s.parse::<Platform>().map(drop),
+            )?;
+            scan_str(
+                host,
+                "nic",
+                || format!("hosts[{i}].nic"),
+                |s| s.parse::<Nic>().map(drop),
+            )?;
+        }
+    }
+    if let Some(Value::Table(network)) = raw.get("network") {
+        scan_str(network, "vip", || "network.vip".into(), parse_address)?;
+        scan_int(network, "prefix", "network.prefix", |n| {
+            u8::try_from(n).map(drop).map_err(|_| prefix_range(n))
+        })?;
+    }
+    if let Some(Value::Table(swarm)) = raw.get("swarm") {
+        scan_str(
+            swarm,
+            "data_path_port",
+            || "swarm.data_path_port".into(),
+            |s| {
+                if s == "auto" {
+                    Ok(())
+                } else {
+                    Err(data_path_port_keyword(s))
+                }
+            },
+        )?;
+        scan_int(swarm, "data_path_port", "swarm.data_path_port", |n| {
+            u16::try_from(n)
+                .map(drop)
+                .map_err(|_| data_path_port_range(n))
+        })?;
+    }
+    if let Some(Value::Table(ports)) = raw.get("ports") {
+        for (key, value) in ports {
+            if let Value::Integer(n) = value
+                && u16::try_from(*n).is_err()
+            {
+                return Err(invalid(format!("ports.{key}"), port_range(*n)));
+            }
+        }
+    }
+    if let Some(Value::Table(shared_dir)) = raw.get("shared_dir") {
+        scan_str(
+            shared_dir,
+            "kind",
+            || "shared_dir.kind".into(),
+            |s| s.parse::<SharedDirKind>().map(drop),
+        )?;
+        scan_int(
+            shared_dir,
+            "ping_timeout",
+            "shared_dir.ping_timeout",
+            fits_u32,
+        )?;
+    }
+    if let Some(Value::Table(postgres)) = raw.get("postgres") {
+        scan_int(
+            postgres,
+            "max_connections",
+            "postgres.max_connections",
+            fits_u32,
+        )?;
+    }
+    if let Some(Value::Table(stack)) = raw.get("stack") {
+        scan_str(
+            stack,
+            "nginx_port_mode",
+            || "stack.nginx_port_mode".into(),
+            |s| s.parse::<NginxPortMode>().map(drop),
+        )?;
+        scan_int(stack, "swarm_replicas", "stack.swarm_replicas", fits_u32)?;
+    }
+    Ok(())
+}
+
+fn scan_str(
+    table: &toml::Table,
+    key: &str,
+    field: impl FnOnce() -> String,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> Result<(), TopologyError> {
+    match table.get(key) {
+        Some(toml::Value::String(s)) => check(s).map_err(|message| invalid(field(), message)),
+        _ => Ok(()),
+    }
+}
+
+fn scan_int(
+    table: &toml::Table,
+    key: &str,
+    field: &str,
+    check: impl FnOnce(i64) -> Result<(), String>,
+) -> Result<(), TopologyError> {
+    match table.get(key) {
+        Some(toml::Value::Integer(n)) => check(*n).map_err(|message| invalid(field, message)),
+        _ => Ok(()),
+    }
+}
+
+fn parse_address(s: &str) -> Result<(), String> {
+    s.parse::<Ipv4Addr>()
+        .map(drop)
+        .map_err(|_| format!("invalid IPv4 address `{s}`"))
+}
+
+fn fits_u32(n: i64) -> Result<(), String> {
+    u32::try_from(n)
+        .map(drop)
+        .map_err(|_| format!("`{n}` out of range 0..={}", u32::MAX))
+}
+
+fn port_range(port: impl fmt::Display) -> String {
+    format!("port `{port}` out of range 1..=65535")
+}
+
+fn prefix_range(prefix: impl fmt::Display) -> String {
+    format!("prefix `{prefix}` out of range 8..=30")
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+impl Topology {
+    /// Checks every rule that the types alone do not enforce. Returns the
+    /// warnings (legal but unwise choices) or the first error found, in file
+    /// order.
+    pub fn validate(&self) -> Result<Vec<Warning>, TopologyError> {
+        let mut warnings = Vec::new();
+        self.validate_cluster()?;
+        self.validate_hosts(&mut warnings)?;
+        self.validate_network()?;
+        self.validate_ports(&mut warnings)?;
+        self.validate_shared_dir()?;
+        self.validate_credentials()?;
+        self.validate_postgres()?;
+        self.validate_stack()?;
+        Ok(warnings)
+    }
+
+    fn validate_cluster(&self) -> Result<(), TopologyError> {
+        let name = &self.cluster.name;
+        if name.is_empty() {
+            return Err(invalid("cluster.name", "must not be empty"));
+        }
+        // The name prefixes lab resources (containers, networks, files), so
+        // it keeps to characters that all of them accept.
+        let valid = name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(invalid(
+                "cluster.name",
+                format!(
+                    "invalid cluster name `{name}` (letters, digits, `-` and `_`, \
+                     starting with a letter or digit, at most 63 characters)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_hosts(&self, warnings: &mut Vec<Warning>) -> Result<(), TopologyError> {
+        let count = self.hosts.len();
+        if count < MIN_HOSTS {
+            return Err(invalid(
+                "hosts",
+                format!("a cluster needs at least {MIN_HOSTS} hosts, found {count}"),
+            ));
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            if let Some(problem) = hostname_problem(&host.name) {
+                return Err(invalid(format!("hosts[{i}].name"), problem));
+            }
+            if let Some(j) = self.hosts[..i]
+                .iter()
+                .position(|other| other.name.eq_ignore_ascii_case(&host.name))
+            {
+                return Err(invalid(
+                    format!("hosts[{i}].name"),
+                    format!(
+                        "duplicate host name `{}` (also used by `hosts[{j}]`)",
+                        host.name
+                    ),
+                ));
+            }
+            if let Some(what) = unusable_address(host.address) {
+                return Err(invalid(
+                    format!("hosts[{i}].address"),
+                    format!("`{}` is {what}", host.address),
+                ));
+            }
+            if let Some(j) = self.hosts[..i]
+                .iter()
+                .position(|other| other.address == host.address)
+            {
+                return Err(invalid(
+                    format!("hosts[{i}].address"),
+                    format!(
+                        "duplicate address `{}` (also used by `hosts[{j}]`)",
+                        host.address
+                    ),
+                ));
+            }
+            if let Some(interface) = &host.interface {
+                check_interface(&format!("hosts[{i}].interface"), interface)?;
+            }
+        }
+        if count.is_multiple_of(2) {
+            warnings.push(Warning {
+                field: "hosts".to_string(),
+                message: format!(
+                    "an even number of hosts ({count}) tolerates no more failures than {} \
+                     (swarm and the Pgpool-II watchdog need a majority); the procedure \
+                     expects an odd count",
+                    count - 1
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_network(&self) -> Result<(), TopologyError> {
+        let prefix = self.network.prefix;
+        // Below /8 is not a LAN; /31 and /32 leave no room for three hosts
+        // and a VIP besides the network and broadcast addresses.
+        if !(8..=30).contains(&prefix) {
+            return Err(invalid("network.prefix", prefix_range(prefix)));
+        }
+        let subnet = self.subnet();
+        for (i, host) in self.hosts.iter().enumerate() {
+            let field = format!("hosts[{i}].address");
+            if !subnet.contains(host.address) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{}` is outside the subnet `{subnet}` of `hosts[0]` \
+                         (all hosts must share one subnet)",
+                        host.address
+                    ),
+                ));
+            }
+            check_not_network_or_broadcast(&field, host.address, subnet)?;
+        }
+
+        let vip = self.network.vip;
+        if let Some(what) = unusable_address(vip) {
+            return Err(invalid("network.vip", format!("`{vip}` is {what}")));
+        }
+        if let Some((i, host)) = self
+            .hosts
+            .iter()
+            .enumerate()
+            .find(|(_, host)| host.address == vip)
+        {
+            return Err(invalid(
+                "network.vip",
+                format!(
+                    "`{vip}` is the address of `hosts[{i}]` (`{}`); the VIP must be unused",
+                    host.name
+                ),
+            ));
+        }
+        if !subnet.contains(vip) {
+            return Err(invalid(
+                "network.vip",
+                format!("`{vip}` is outside the hosts' subnet `{subnet}`"),
+            ));
+        }
+        check_not_network_or_broadcast("network.vip", vip, subnet)?;
+
+        if let Some(interface) = &self.network.interface {
+            check_interface("network.interface", interface)?;
+        }
+        self.check_hba("network.cluster_hba", &self.network.cluster_hba, true)?;
+        self.check_hba("network.kompira_hba", &self.network.kompira_hba, false)?;
+        Ok(())
+    }
+
+    /// An HBA address is written into `pg_hba.conf` and `pool_hba.conf`. A
+    /// CIDR for the cluster network must contain every host, or replication
+    /// and Pgpool-II's own connections would be refused.
+    fn check_hba(&self, field: &str, value: &str, cluster: bool) -> Result<(), TopologyError> {
+        let problem = || {
+            invalid(
+                field,
+                format!(
+                    "invalid HBA address `{value}` (expected `samenet`, `samehost`, `all` \
+                     or an IPv4 CIDR such as `10.10.0.0/16`)"
+                ),
+            )
+        };
+        if matches!(value, "samenet" | "samehost" | "all") {
+            return Ok(());
+        }
+        let Some((address, prefix)) = value.split_once('/') else {
+            return Err(problem());
+        };
+        // Only digits: `u8::from_str` would also take a leading `+`, which
+        // PostgreSQL does not.
+        if !prefix.chars().all(|c| c.is_ascii_digit()) {
+            return Err(problem());
+        }
+        let (Ok(address), Ok(prefix)) = (address.parse::<Ipv4Addr>(), prefix.parse::<u8>()) else {
+            return Err(problem());
+        };
+        if prefix > 32 {
+            return Err(problem());
+        }
+        if cluster {
+            let range = Subnet::containing(address, prefix);
+            if let Some((i, host)) = self
+                .hosts
+                .iter()
+                .enumerate()
+                .find(|(_, host)| !range.contains(host.address))
+            {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{value}` does not contain `hosts[{i}]` (`{}`), whose replication \
+                         and Pgpool-II connections would be refused",
+                        host.address
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_ports(&self, warnings: &mut Vec<Warning>) -> Result<(), TopologyError> {
+        for (field, port) in self.ports.named() {
+            if port == 0 {
+                return Err(invalid(field, port_range(port)));
+            }
+        }
+        let data_path = self.data_path_port();
+        // Docker refuses data-path ports below 1024.
+        if data_path < 1024 {
+            return Err(invalid(
+                "swarm.data_path_port",
+                data_path_port_range(data_path),
+            ));
+        }
+
+        let mut all: Vec<(&str, u16)> = self.ports.named().to_vec();
+        all.push(("swarm.data_path_port", data_path));
+        let gluster = self.shared_dir.kind == SharedDirKind::Gluster;
+        let fixed = FIXED_PORTS
+            .iter()
+            .chain(GLUSTER_PORTS.iter().filter(|_| gluster));
+        let auto_note = |field: &str| {
+            if field == "swarm.data_path_port" && self.swarm.data_path_port == DataPathPort::Auto {
+                format!(" (`auto` resolves to `{data_path}`)")
+            } else {
+                String::new()
+            }
+        };
+        for (i, &(field, port)) in all.iter().enumerate() {
+            if let Some((_, what)) = fixed.clone().find(|(fixed, _)| *fixed == port) {
+                return Err(invalid(
+                    field,
+                    format!("port `{port}`{} collides with {what}", auto_note(field)),
+                ));
+            }
+            if let Some((other, _)) = all[..i].iter().find(|(_, other)| *other == port) {
+                return Err(invalid(
+                    field,
+                    format!("port `{port}`{} collides with `{other}`", auto_note(field)),
+                ));
+            }
+        }
+
+        if self.swarm.data_path_port == DataPathPort::Port(DEFAULT_DATA_PATH_PORT)
+            && let Some(i) = self.hosts.iter().position(|h| h.nic == Nic::Vmxnet3)
+        {
+            warnings.push(Warning {
+                field: "swarm.data_path_port".to_string(),
+                message: format!(
+                    "port `{DEFAULT_DATA_PATH_PORT}` with a vmxnet3 nic (`hosts[{i}]`) \
+                     is known to lose TCP between containers on different nodes \
+                     (VXLAN checksum offload); use `auto` or another port"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_shared_dir(&self) -> Result<(), TopologyError> {
+        let spec = &self.shared_dir;
+        check_absolute("shared_dir.path", &spec.path)?;
+        check_absolute("shared_dir.brick", &spec.brick)?;
+        let volume_ok = !spec.volume.is_empty()
+            && spec
+                .volume
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !volume_ok {
+            return Err(invalid(
+                "shared_dir.volume",
+                format!(
+                    "invalid volume name `{}` (letters, digits, `-` and `_`, not empty)",
+                    spec.volume
+                ),
+            ));
+        }
+        if spec.kind == SharedDirKind::Gluster {
+            // Gluster would serve the brick through a mount of itself, or
+            // the mount would hide the brick's contents.
+            let (path, brick) = (Path::new(&spec.path), Path::new(&spec.brick));
+            if path.starts_with(brick) || brick.starts_with(path) {
+                return Err(invalid(
+                    "shared_dir.brick",
+                    format!(
+                        "`{}` overlaps the mount point `{}` (`shared_dir.path`)",
+                        spec.brick, spec.path
+                    ),
+                ));
+            }
+        }
+        if spec.ping_timeout == Some(0) {
+            return Err(invalid(
+                "shared_dir.ping_timeout",
+                "must be at least 1 second",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_credentials(&self) -> Result<(), TopologyError> {
+        for (field, secret) in self.credentials.named() {
+            if let Some(secret) = secret {
+                check_secret(field, secret)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_postgres(&self) -> Result<(), TopologyError> {
+        let spec = &self.postgres;
+        // The name is written unquoted into SQL and `pg_hba.conf`.
+        let database = &spec.database;
+        let valid = !database.is_empty()
+            && database.len() <= 63
+            && database.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && database
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(invalid(
+                "postgres.database",
+                format!(
+                    "invalid database name `{database}` (lowercase letters, digits and `_`, \
+                     not starting with a digit, at most 63 characters)"
+                ),
+            ));
+        }
+        check_absolute("postgres.archive_dir", &spec.archive_dir)?;
+        if spec.max_connections == 0 {
+            return Err(invalid("postgres.max_connections", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_stack(&self) -> Result<(), TopologyError> {
+        let replicas = self.stack.swarm_replicas;
+        let hosts = self.hosts.len();
+        if replicas == 0 {
+            return Err(invalid("stack.swarm_replicas", "must be at least 1"));
+        }
+        if usize::try_from(replicas).map_or(true, |r| r > hosts) {
+            return Err(invalid(
+                "stack.swarm_replicas",
+                format!(
+                    "`{replicas}` exceeds the host count {hosts} \
+                     (the stack places at most one replica per node)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a host name is not a valid RFC 1123 host name, if it is not: dot
+/// separated labels of ASCII letters, digits and `-`, 1 to 63 characters
+/// each, not starting or ending with `-`, 253 characters in all.
+fn hostname_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".to_string());
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some(format!(
+            "invalid host name `{name}` (dot-separated labels of letters, digits and `-`, \
+             1 to 63 characters each, not starting or ending with `-`)"
+        ));
+    }
+    None
+}
+
+/// Why an address cannot be a host's or the VIP, if it cannot.
+fn unusable_address(address: Ipv4Addr) -> Option<&'static str> {
+    if address.is_unspecified() {
+        Some("the unspecified address")
+    } else if address.is_loopback() {
+        Some("a loopback address")
+    } else if address.is_multicast() {
+        Some("a multicast address")
+    } else if address.is_broadcast() {
+        Some("the limited broadcast address")
+    } else {
+        None
+    }
+}
+
+fn check_not_network_or_broadcast(
+    field: &str,
+    address: Ipv4Addr,
+    subnet: Subnet,
+) -> Result<(), TopologyError> {
+    if address == subnet.network {
+        return Err(invalid(
+            field,
+            format!("`{address}` is the network address of `{subnet}`"),
+        ));
+    }
+    if address == subnet.broadcast() {
+        return Err(invalid(
+            field,
+            format!("`{address}` is the broadcast address of `{subnet}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Linux's rules for interface names (`dev_valid_name`): 1 to 15 bytes, not
+/// `.` or `..`, no `/`, `:` or whitespace.
+fn check_interface(field: &str, name: &str) -> Result<(), TopologyError> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 15 {
+        Some("longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("a reserved name")
+    } else if name.contains('/') {
+        Some("contains `/`")
+    } else if name.contains(':') {
+        Some("contains `:`")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains whitespace")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(invalid(
+            field,
+            format!("invalid interface name `{name}` ({reason})"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Paths end up in commands and in `/etc/fstab`, whose fields are separated
+/// by whitespace, so they must be absolute, not `/`, and without whitespace.
+fn check_absolute(field: &str, path: &str) -> Result<(), TopologyError> {
+    if !path.starts_with('/') {
+        return Err(invalid(field, format!("`{path}` is not an absolute path")));
+    }
+    if path.trim_end_matches('/').is_empty() {
+        return Err(invalid(field, "must not be the root directory `/`"));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(field, format!("`{path}` contains whitespace")));
+    }
+    Ok(())
+}
+
+/// Passwords are written into `.pgpass` (`:`-separated, `\` escapes), SQL
+/// string literals and shell commands. Rather than escape for each, explicit
+/// values are limited to printable ASCII without the characters that any of
+/// them would treat specially. The value itself is never part of the message.
+fn check_secret(field: &str, secret: &Secret) -> Result<(), TopologyError> {
+    const SPECIAL: &[char] = &['\'', '"', '`', '\\', '$', ':'];
+    let value = secret.expose();
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
+        let what = if c.is_whitespace() {
+            "whitespace"
+        } else {
+            "a character that is not printable ASCII"
+        };
+        return Err(invalid(
+            field,
+            format!("contains {what} (use printable ASCII without quotes, `$`, `\\` or `:`)"),
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| SPECIAL.contains(c)) {
+        return Err(invalid(
+            field,
+            format!(
+                "contains `{c}`, which configuration files or commands would have to escape \
+                 (use printable ASCII without quotes, `$`, `\\` or `:`)"
+            ),
+        ));
+    }
+    Ok(())
+}
