@@ -39,8 +39,11 @@ impl Isolation {
                 security_opt: Some(vec![
                     "seccomp=unconfined".into(),
                     "apparmor=unconfined".into(),
-                    "systempaths=unconfined".into(),
                 ]),
+                // What the CLI's `--security-opt systempaths=unconfined` means
+                // in the API: no masked and no read-only /proc paths.
+                masked_paths: Some(vec![]),
+                readonly_paths: Some(vec![]),
                 devices: Some(vec![DeviceMapping {
                     path_on_host: Some("/dev/fuse".into()),
                     path_in_container: Some("/dev/fuse".into()),

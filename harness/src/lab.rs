@@ -284,10 +284,10 @@ impl Lab {
         cs.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
         let mut runs: Vec<String> = Vec::new();
         for c in cs {
-            if let Some(r) = c.labels.as_ref().and_then(|l| l.get(RUN_LABEL)) {
-                if !runs.contains(r) {
-                    runs.push(r.clone());
-                }
+            if let Some(r) = c.labels.as_ref().and_then(|l| l.get(RUN_LABEL))
+                && !runs.contains(r)
+            {
+                runs.push(r.clone());
             }
         }
         Ok(runs)
@@ -649,6 +649,75 @@ pub async fn down_run(docker: &Docker, run: &str) -> Result<()> {
     reap(docker, Some(run)).await.map(|_| ())
 }
 
+/// Memory in use per host container (usage less page cache, as `docker stats`
+/// shows it), in bytes.
+pub async fn memory(lab: &Lab) -> Result<Vec<(String, u64)>> {
+    use bollard::query_parameters::StatsOptionsBuilder;
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    for h in &lab.hosts {
+        let mut s = lab.docker.stats(
+            h.container(),
+            Some(
+                StatsOptionsBuilder::new()
+                    .stream(false)
+                    .one_shot(true)
+                    .build(),
+            ),
+        );
+        let stats = s
+            .next()
+            .await
+            .ok_or_else(|| anyhow!("no stats for `{}`", h.name()))??;
+        let m = stats.memory_stats.unwrap_or_default();
+        let cache = m
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or(s.get("inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        out.push((
+            h.name().to_string(),
+            m.usage.unwrap_or(0).saturating_sub(cache),
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether a failing scenario keeps its hosts (`KE2LAB_KEEP_ON_FAILURE=1`).
+pub fn keep_on_failure() -> bool {
+    matches!(
+        std::env::var("KE2LAB_KEEP_ON_FAILURE").as_deref(),
+        Ok("1" | "true" | "yes")
+    )
+}
+
+impl Lab {
+    /// Ends a scenario: removes the lab, unless the scenario failed and
+    /// keeping was asked for; then it prints how to reach the hosts.
+    pub async fn finish<T>(self, outcome: Result<T>) -> Result<T> {
+        if outcome.is_err() && keep_on_failure() {
+            eprintln!(
+                "scenario failed; hosts of run `{}` kept: `ke2lab exec --run {} {} -- sh`, \
+                 `ke2lab down --run {}` when done",
+                self.run, self.run, self.topology.hosts[0].name, self.run
+            );
+            return outcome;
+        }
+        let docker = self.docker.clone();
+        let run = self.run.clone();
+        self.teardown().await?;
+        let left = leftovers(&docker, Some(&run)).await?;
+        if !left.is_empty() {
+            bail!("teardown of run `{run}` left labelled resources: {left:?}");
+        }
+        outcome
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,42 +756,4 @@ mod tests {
             subnet_candidates(24, "rb")[0]
         );
     }
-}
-
-/// Memory in use per host container (usage less page cache, as `docker stats`
-/// shows it), in bytes.
-pub async fn memory(lab: &Lab) -> Result<Vec<(String, u64)>> {
-    use bollard::query_parameters::StatsOptionsBuilder;
-    use futures_util::StreamExt;
-    let mut out = Vec::new();
-    for h in &lab.hosts {
-        let mut s = lab.docker.stats(
-            h.container(),
-            Some(
-                StatsOptionsBuilder::new()
-                    .stream(false)
-                    .one_shot(true)
-                    .build(),
-            ),
-        );
-        let stats = s
-            .next()
-            .await
-            .ok_or_else(|| anyhow!("no stats for `{}`", h.name()))??;
-        let m = stats.memory_stats.unwrap_or_default();
-        let cache = m
-            .stats
-            .as_ref()
-            .and_then(|s| {
-                s.get("total_inactive_file")
-                    .or(s.get("inactive_file"))
-                    .copied()
-            })
-            .unwrap_or(0);
-        out.push((
-            h.name().to_string(),
-            m.usage.unwrap_or(0).saturating_sub(cache),
-        ));
-    }
-    Ok(out)
 }

@@ -150,8 +150,8 @@ async fn up(topology: Option<&PathBuf>, keep: bool, no_install: bool) -> Result<
             p.detail
         );
     }
-    eprintln!("run `{}` booted; installing", lab.run);
     if !no_install {
+        eprintln!("run `{}` booted; installing", lab.run);
         let before = lab.phases.len();
         let result = lab.install().await;
         for p in &lab.phases[before..] {
@@ -205,7 +205,7 @@ async fn print_state(lab: &Lab) -> Result<()> {
         "\nlab `{}` ({} hosts, subnet {})",
         lab.run,
         lab.topology.hosts.len(),
-        lab.subnet
+        lab.topology.subnet()
     );
     for h in &lab.topology.hosts {
         println!(

@@ -1,0 +1,215 @@
+//! Step transcripts on `RecordingHost`: the exact commands the install runs
+//! on each platform, as snapshots, and the idempotence contract (a second run
+//! against the state the first one left changes nothing).
+
+use std::sync::Arc;
+
+use ke2lab::host::{Host, Output, Recorder, Rule};
+use ke2lab::install::install;
+use ke2lab::steps::Cx;
+use ke2lab::topology::{Platform, Topology};
+
+const ENGINE_UP: &str =
+    r#"{"Client":{"Version":"26.1.5+dfsg1"},"Server":{"Version":"26.1.5+dfsg1"}}"#;
+const TOKEN: &str = "SWMTKN-1-0123456789abcdefsecret";
+
+fn topology(fixture: &str, platform: Platform) -> Topology {
+    let mut t = Topology::fixture(fixture).unwrap().topology;
+    for h in &mut t.hosts {
+        h.platform = platform;
+    }
+    t
+}
+
+fn inactive() -> Output {
+    Output::ok(
+        r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#,
+    )
+}
+
+fn active(node: &str, port: u16) -> Output {
+    Output::ok(format!(
+        r#"{{"NodeID":"{node}","NodeAddr":"x","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{{"NodeID":"n0","Addr":"10.20.0.1:2377"}}],"Nodes":3,"Managers":3,"Cluster":{{"ID":"cluster1","DataPathPort":{port}}}}}"#
+    ))
+}
+
+fn node_ls(t: &Topology) -> Output {
+    let lines: Vec<String> = t
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            format!(
+                r#"{{"Availability":"Active","Hostname":"{}","ID":"n{i}","ManagerStatus":"{}","Self":{},"Status":"Ready","EngineVersion":"26.1.5"}}"#,
+                h.name,
+                if i == 0 { "Leader" } else { "Reachable" },
+                i == 0
+            )
+        })
+        .collect();
+    Output::ok(lines.join("\n"))
+}
+
+/// A recorder scripted like fresh hosts that become a cluster as the steps
+/// act on them: each per-host rule answers "before" first and "after" from
+/// then on.
+fn fresh_hosts(t: &Topology, engine_installed: bool) -> Recorder {
+    let rec = Recorder::new();
+    let port = t.data_path_port();
+    let all_ports = format!("2377/tcp 7946/tcp 7946/udp {port}/udp");
+    for (i, h) in t.hosts.iter().enumerate() {
+        let n = &h.name;
+        let version = if engine_installed {
+            vec![Output::ok(ENGINE_UP)]
+        } else {
+            vec![
+                Output::fail(127, "sh: 1: docker: not found"),
+                Output::ok(ENGINE_UP),
+            ]
+        };
+        rec.rule(Rule::on(n, "docker version", version));
+        rec.rule(Rule::on(
+            n,
+            "docker compose version",
+            vec![Output::ok("2.26.1\n")],
+        ));
+        rec.rule(Rule::on(
+            n,
+            "firewall-cmd --permanent --list-ports",
+            vec![Output::ok("\n"), Output::ok(all_ports.clone())],
+        ));
+        rec.rule(Rule::on(
+            n,
+            "docker info",
+            vec![inactive(), active(&format!("n{i}"), port)],
+        ));
+    }
+    rec.rule(Rule::any(
+        "docker swarm join-token",
+        vec![Output::ok(format!("{TOKEN}\n"))],
+    ));
+    rec.rule(Rule::any("docker node ls", vec![node_ls(t)]));
+    rec
+}
+
+async fn transcript_of(
+    fixture: &str,
+    platform: Platform,
+    engine_installed: bool,
+) -> (String, String) {
+    let t = topology(fixture, platform);
+    let rec = fresh_hosts(&t, engine_installed);
+    let hosts: Vec<Arc<dyn Host>> = t
+        .hosts
+        .iter()
+        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
+        .collect();
+    let cx = Cx::new(&t, &hosts);
+    let first = install(&cx).await.unwrap();
+    assert!(first.changes() > 0);
+    let one = rec.transcript();
+    rec.clear_events();
+    let second = install(&cx).await.unwrap();
+    assert_eq!(
+        second.changes(),
+        0,
+        "a second run must change nothing:\n{second}"
+    );
+    let two = rec.transcript();
+    for t in [&one, &two] {
+        assert!(
+            !t.contains(TOKEN),
+            "the join token leaked into the transcript"
+        );
+    }
+    (one, two)
+}
+
+#[tokio::test]
+async fn debian_install_transcript() {
+    let (first, second) = transcript_of("three-node", Platform::Debian, true).await;
+    insta::assert_snapshot!("debian_first_run", first);
+    insta::assert_snapshot!("debian_second_run", second);
+}
+
+#[tokio::test]
+async fn rhel9_install_transcript() {
+    let (first, second) = transcript_of("three-node", Platform::Rhel9, false).await;
+    insta::assert_snapshot!("rhel9_first_run", first);
+    insta::assert_snapshot!("rhel9_second_run", second);
+}
+
+#[tokio::test]
+async fn rhel9_vmxnet3_opens_the_chosen_data_path_port() {
+    let (first, _) = transcript_of("three-node-vmxnet3", Platform::Rhel9, true).await;
+    assert!(first.contains("--add-port=7789/udp"), "{first}");
+    assert!(!first.contains("4789"), "{first}");
+    assert!(first.contains("--data-path-port 7789"), "{first}");
+}
+
+#[tokio::test]
+async fn a_swarm_with_another_data_path_port_is_refused_naming_the_host() {
+    let t = topology("three-node-vmxnet3", Platform::Debian);
+    let rec = fresh_hosts(&t, true);
+    rec.rule(Rule::on(
+        "ke2-server1",
+        "docker info",
+        vec![active("n0", 4789)],
+    ));
+    let hosts: Vec<Arc<dyn Host>> = t
+        .hosts
+        .iter()
+        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
+        .collect();
+    let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "swarm on `ke2-server1`: the swarm uses data-path port `4789` but the topology asks for `7789`; \
+         the port can only be chosen at `docker swarm init` (leave the swarm to change it)"
+    );
+}
+
+#[tokio::test]
+async fn vmxnet3_with_4789_warns_before_init() {
+    let mut t = topology("three-node-vmxnet3", Platform::Debian);
+    t.swarm.data_path_port = ke2lab::topology::DataPathPort::Port(4789);
+    let rec = fresh_hosts(&t, true);
+    let hosts: Vec<Arc<dyn Host>> = t
+        .hosts
+        .iter()
+        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
+        .collect();
+    let report = install(&Cx::new(&t, &hosts)).await.unwrap();
+    let swarm = report.steps.iter().find(|s| s.step == "swarm").unwrap();
+    assert_eq!(swarm.warnings.len(), 1);
+    assert!(
+        swarm.warnings[0].contains("vmxnet3"),
+        "{:?}",
+        swarm.warnings
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_names_host_command_and_stderr() {
+    let t = topology("three-node", Platform::Debian);
+    let rec = fresh_hosts(&t, true);
+    rec.rule(Rule::on(
+        "ke2-server2",
+        "docker swarm join",
+        vec![Output::fail(
+            1,
+            format!("Error response from daemon: bad token {TOKEN}"),
+        )],
+    ));
+    let hosts: Vec<Arc<dyn Host>> = t
+        .hosts
+        .iter()
+        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
+        .collect();
+    let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "command `docker swarm join --token *** --advertise-addr 10.20.0.2 10.20.0.1:2377` failed on \
+         `ke2-server2` (exit 1): Error response from daemon: bad token ***"
+    );
+}
