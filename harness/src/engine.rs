@@ -5,6 +5,7 @@
 //! profiles does the same job. The engine is probed, not assumed.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use bollard::Docker;
@@ -65,14 +66,67 @@ impl Isolation {
     }
 }
 
-/// Tries a privileged container from `image` once; falls back to explicit
-/// capabilities when the engine refuses, saying so in one line.
-pub async fn isolation(docker: &Docker, image: &str, run: &str) -> Result<Isolation> {
+/// Tries a privileged container from `image` once per engine (the answer is
+/// cached in `cache_dir` under the engine's id, version and default runtime);
+/// falls back to explicit capabilities when the engine refuses, saying so in
+/// one line.
+pub async fn isolation(
+    docker: &Docker,
+    image: &str,
+    run: &str,
+    cache_dir: &Path,
+) -> Result<Isolation> {
     if std::env::var("KE2LAB_ISOLATION").as_deref() == Ok("capabilities") {
         return Ok(Isolation::Capabilities {
             refused: "KE2LAB_ISOLATION=capabilities".into(),
         });
     }
+    let info = docker
+        .info()
+        .await
+        .context("cannot read the engine's info")?;
+    let key = format!(
+        "{}|{}|{}",
+        info.id.unwrap_or_default(),
+        info.server_version.unwrap_or_default(),
+        info.default_runtime.unwrap_or_default()
+    );
+    let cache = cache_dir.join(format!("isolation-{}.txt", crate::image::short_hash(&key)));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if text == "privileged" {
+            return Ok(Isolation::Privileged);
+        }
+        if let Some(refused) = text.strip_prefix("refused:") {
+            say_refused(refused, true);
+            return Ok(Isolation::Capabilities {
+                refused: refused.to_string(),
+            });
+        }
+    }
+    let found = probe(docker, image, run).await?;
+    std::fs::create_dir_all(cache_dir).ok();
+    let text = match &found {
+        Isolation::Privileged => "privileged".to_string(),
+        Isolation::Capabilities { refused } => format!("refused:{refused}"),
+    };
+    std::fs::write(&cache, text).ok();
+    Ok(found)
+}
+
+fn say_refused(refused: &str, cached: bool) {
+    let why = refused
+        .rsplit("unable to start container process: ")
+        .next()
+        .unwrap_or(refused)
+        .trim();
+    eprintln!(
+        "engine refuses --privileged (`{why}`{}); using explicit capabilities \
+         (ALL minus SYS_RESOURCE, unconfined seccomp/apparmor/systempaths, all devices)",
+        if cached { ", probed earlier" } else { "" }
+    );
+}
+
+async fn probe(docker: &Docker, image: &str, run: &str) -> Result<Isolation> {
     let name = format!("ke2lab-{run}-privileged-probe");
     docker
         .create_container(
@@ -99,16 +153,7 @@ pub async fn isolation(docker: &Docker, image: &str, run: &str) -> Result<Isolat
         Ok(()) => Isolation::Privileged,
         Err(e) => {
             let refused = e.to_string();
-            let why = refused
-                .rsplit("unable to start container process: ")
-                .next()
-                .unwrap_or(&refused)
-                .trim()
-                .to_string();
-            eprintln!(
-                "engine refuses --privileged (`{why}`); using explicit capabilities \
-                 (ALL minus SYS_RESOURCE, unconfined seccomp/apparmor/systempaths, all devices)"
-            );
+            say_refused(&refused, false);
             Isolation::Capabilities { refused }
         }
     })

@@ -274,6 +274,11 @@ fn set_mode(p: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// 12 hex digits of SHA-256 of `s`.
+pub fn short_hash(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))[..12].to_string()
+}
+
 /// Finds a program on PATH (plus the sbin directories root usually has).
 pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();

@@ -22,7 +22,7 @@ use futures_util::future::try_join_all;
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::install::InstallReport;
 use ke2lab::steps::Cx;
-use ke2lab::topology::Topology;
+use ke2lab::topology::{HostSpec, Topology};
 use ke2lab::wait::{Poll, wait_for};
 
 use crate::container_host::ContainerHost;
@@ -124,7 +124,8 @@ impl Lab {
     async fn create(&mut self, topology: &Topology) -> Result<()> {
         let t = Instant::now();
         let tag = self.image.as_ref().unwrap().tag.clone();
-        let isolation = engine::isolation(&self.docker, &tag, &self.run).await?;
+        let isolation = engine::isolation(&self.docker, &tag, &self.run, &home()).await?;
+        tracing::debug!("isolation probed after {:?}", t.elapsed());
         self.isolation = Some(isolation.clone());
 
         let (subnet, remapped, gateway) = self.create_network(topology).await?;
@@ -142,86 +143,25 @@ impl Lab {
             .iter()
             .map(|h| format!("{}:{}", h.name, h.address))
             .collect();
-        let net = self.network_name();
-        let mut hosts = Vec::new();
-        for spec in &self.topology.hosts {
-            let container = format!("ke2lab-{}-{}", self.run, spec.name);
-            let volume = format!("{container}-docker");
-            let mut labels = self.labels();
-            labels.insert(HOST_LABEL.into(), spec.name.clone());
-            labels.insert(STATE_LABEL.into(), self.state_dir.display().to_string());
-            self.docker
-                .create_volume(VolumeCreateRequest {
-                    name: Some(volume.clone()),
-                    labels: Some(self.labels()),
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("cannot create volume `{volume}` for `{}`", spec.name))?;
-            let host_config = HostConfig {
-                extra_hosts: Some(extra_hosts.clone()),
-                // /run and /tmp as tmpfs like a booted system; /tmp must allow
-                // exec (Pgpool and PostgreSQL scripts run from it).
-                tmpfs: Some(HashMap::from([
-                    ("/run".to_string(), String::new()),
-                    ("/tmp".to_string(), "exec".to_string()),
-                ])),
-                // The nested engine's storage must not sit on the outer
-                // overlay filesystem, so overlay2 works inside.
-                mounts: Some(vec![Mount {
-                    target: Some("/var/lib/docker".into()),
-                    source: Some(volume.clone()),
-                    typ: Some(MountType::VOLUME),
-                    ..Default::default()
-                }]),
-                ..isolation.host_config()
-            };
-            let body = ContainerCreateBody {
-                image: Some(tag.clone()),
-                hostname: Some(spec.name.clone()),
-                labels: Some(labels),
-                host_config: Some(host_config),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        net.clone(),
-                        EndpointSettings {
-                            ipam_config: Some(EndpointIpamConfig {
-                                ipv4_address: Some(spec.address.to_string()),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
-                ..Default::default()
-            };
-            self.docker
-                .create_container(
-                    Some(
-                        CreateContainerOptionsBuilder::new()
-                            .name(&container)
-                            .build(),
-                    ),
-                    body,
-                )
-                .await
-                .with_context(|| format!("cannot create the container of host `{}`", spec.name))?;
-            hosts.push(ContainerHost::new(
-                self.docker.clone(),
-                container,
-                spec.name.clone(),
-            ));
-        }
-        try_join_all(hosts.iter().map(|h| async {
-            self.docker
-                .start_container(h.container(), None)
-                .await
-                .with_context(|| format!("cannot start the container of host `{}`", h.name()))
-        }))
+        // Hosts are created and started concurrently; the ssh key is made
+        // while their engines start.
+        let hosts = try_join_all(
+            self.topology
+                .hosts
+                .iter()
+                .map(|spec| self.create_host(spec, &tag, &isolation, &extra_hosts)),
+        )
         .await?;
+        tracing::debug!("containers started after {:?}", t.elapsed());
         self.hosts = hosts;
-        self.wait_ready(Duration::from_secs(90)).await?;
-        self.install_ssh_key().await?;
+        let (ready, key) = tokio::join!(
+            self.wait_ready(Duration::from_secs(90)),
+            self.make_ssh_key()
+        );
+        ready?;
+        tracing::debug!("engines ready after {:?}", t.elapsed());
+        self.install_ssh_key(&key?).await?;
+        tracing::debug!("ssh key installed after {:?}", t.elapsed());
         self.phases.push(Phase {
             name: "boot".into(),
             elapsed: t.elapsed(),
@@ -232,6 +172,87 @@ impl Lab {
             ),
         });
         Ok(())
+    }
+
+    /// Creates one host's volume and container and starts it.
+    async fn create_host(
+        &self,
+        spec: &HostSpec,
+        tag: &str,
+        isolation: &Isolation,
+        extra_hosts: &[String],
+    ) -> Result<ContainerHost> {
+        let net = self.network_name();
+        let container = format!("ke2lab-{}-{}", self.run, spec.name);
+        let volume = format!("{container}-docker");
+        let mut labels = self.labels();
+        labels.insert(HOST_LABEL.into(), spec.name.clone());
+        labels.insert(STATE_LABEL.into(), self.state_dir.display().to_string());
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(self.labels()),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot create volume `{volume}` for `{}`", spec.name))?;
+        let host_config = HostConfig {
+            extra_hosts: Some(extra_hosts.to_vec()),
+            // /run and /tmp as tmpfs like a booted system; /tmp must allow
+            // exec (Pgpool and PostgreSQL scripts run from it).
+            tmpfs: Some(HashMap::from([
+                ("/run".to_string(), String::new()),
+                ("/tmp".to_string(), "exec".to_string()),
+            ])),
+            // The nested engine's storage must not sit on the outer
+            // overlay filesystem, so overlay2 works inside.
+            mounts: Some(vec![Mount {
+                target: Some("/var/lib/docker".into()),
+                source: Some(volume.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }]),
+            ..isolation.host_config()
+        };
+        let body = ContainerCreateBody {
+            image: Some(tag.to_string()),
+            hostname: Some(spec.name.clone()),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    net.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(spec.address.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::new()
+                        .name(&container)
+                        .build(),
+                ),
+                body,
+            )
+            .await
+            .with_context(|| format!("cannot create the container of host `{}`", spec.name))?;
+        self.docker
+            .start_container(&container, None)
+            .await
+            .with_context(|| format!("cannot start the container of host `{}`", spec.name))?;
+        Ok(ContainerHost::new(
+            self.docker.clone(),
+            container,
+            spec.name.clone(),
+        ))
     }
 
     /// Re-attaches to a running lab by its run id (for `status`, `exec`).
@@ -423,7 +444,7 @@ impl Lab {
 
     /// A per-run key pair for root; the public half goes to every host so
     /// that `SshHost` can reach the lab like real servers.
-    async fn install_ssh_key(&self) -> Result<()> {
+    async fn make_ssh_key(&self) -> Result<Vec<u8>> {
         let key = self.state_dir.join("id_ed25519");
         if !key.exists() {
             let st = tokio::process::Command::new("ssh-keygen")
@@ -438,11 +459,16 @@ impl Lab {
                 bail!("`ssh-keygen` failed ({st})");
             }
         }
-        let public = std::fs::read(key.with_extension("pub"))?;
-        for h in &self.hosts {
-            h.write_file("/root/.ssh/authorized_keys", &public, 0o600, "root")
-                .await?;
-        }
+        Ok(std::fs::read(key.with_extension("pub"))?)
+    }
+
+    async fn install_ssh_key(&self, public: &[u8]) -> Result<()> {
+        try_join_all(
+            self.hosts
+                .iter()
+                .map(|h| h.write_file("/root/.ssh/authorized_keys", public, 0o600, "root")),
+        )
+        .await?;
         Ok(())
     }
 }
