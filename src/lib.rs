@@ -7,8 +7,10 @@
 
 pub mod host;
 pub mod install;
+pub mod layout;
 pub mod platform;
 pub mod probe;
+pub mod render;
 pub mod steps;
 pub mod topology;
 pub mod wait;

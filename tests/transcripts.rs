@@ -5,9 +5,18 @@
 use std::sync::Arc;
 
 use ke2lab::host::{Host, Output, Recorder, Rule};
-use ke2lab::install::install;
+use ke2lab::install::{InstallReport, install_swarm};
 use ke2lab::steps::Cx;
+use ke2lab::steps::StepError;
 use ke2lab::topology::{Platform, Topology};
+
+/// Steps 1-3 (this file's subject); the database steps have their own
+/// transcripts in `db_transcripts.rs`.
+async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
+    let mut r = InstallReport::default();
+    install_swarm(cx, &mut r).await?;
+    Ok(r)
+}
 
 const ENGINE_UP: &str =
     r#"{"Client":{"Version":"26.1.5+dfsg1"},"Server":{"Version":"26.1.5+dfsg1"}}"#;

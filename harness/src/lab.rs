@@ -22,7 +22,7 @@ use futures_util::future::try_join_all;
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::install::InstallReport;
 use ke2lab::steps::Cx;
-use ke2lab::topology::{HostSpec, Topology};
+use ke2lab::topology::{Credentials, HostSpec, Topology};
 use ke2lab::wait::{Poll, wait_for};
 
 use crate::container_host::ContainerHost;
@@ -362,7 +362,8 @@ impl Lab {
     /// phases.
     pub async fn install(&mut self) -> Result<InstallReport> {
         let hosts = self.hosts();
-        let cx = Cx::new(&self.topology, &hosts);
+        let creds = self.credentials()?;
+        let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
         let report = ke2lab::install::install(&cx).await?;
         for s in &report.steps {
             self.phases.push(Phase {
@@ -372,6 +373,48 @@ impl Lab {
             });
         }
         Ok(report)
+    }
+
+    /// The hosts whose interfaces carry the VIP (asked on every host).
+    pub async fn vip_holders(&self) -> Result<Vec<String>> {
+        let vip = self.topology.network.vip;
+        let mut out = Vec::new();
+        for h in &self.hosts {
+            if ke2lab::probe::net::holds(&ke2lab::probe::net::links(h).await?, vip) {
+                out.push(h.name().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `pcp_watchdog_info` from the first host that answers.
+    pub async fn watchdog_info(&self) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
+        let mut last = None;
+        for (h, spec) in self.hosts.iter().zip(&self.topology.hosts) {
+            let l = ke2lab::layout::Layout::of(spec.platform);
+            match ke2lab::probe::pgpool::watchdog_info(
+                h,
+                self.topology.ports.pcp,
+                &l.in_home(".pcppass"),
+            )
+            .await
+            {
+                Ok(w) => return Ok(w),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(anyhow!("no host answered pcp_watchdog_info: {last:?}"))
+    }
+
+    /// The run's passwords: explicit or document defaults per the topology,
+    /// otherwise generated once and kept (mode 0600) in the run's state
+    /// directory, so a re-provision uses the same ones.
+    pub fn credentials(&self) -> Result<Credentials> {
+        let path = self.state_dir.join("secrets.toml");
+        let stored = Credentials::load_if_exists(&path)?;
+        let creds = self.topology.credentials.resolve(stored.as_ref());
+        creds.save(&path)?;
+        Ok(creds)
     }
 
     /// Removes every container, network and volume of this run and its state.

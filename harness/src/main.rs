@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::probe::swarm;
 use ke2lab::steps::Cx;
-use ke2lab::topology::{Topology, TopologyError, Validated};
+use ke2lab::topology::{Credentials, Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
 use ke2lab_harness::lab::{self, Phase};
 
@@ -61,6 +61,12 @@ enum Command {
         run: Option<String>,
         #[arg(long)]
         all: bool,
+    },
+    /// Run the install again on a running lab (a re-run repairs and, on a
+    /// healthy cluster, changes nothing).
+    Provision {
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Install real servers over SSH (the topology's addresses).
     Install {
@@ -124,6 +130,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status { run } => status(run).await,
         Command::Exec { run, host, cmd } => exec(run, &host, cmd).await,
         Command::Down { run, all } => down(run, all).await,
+        Command::Provision { run } => {
+            let run = pick_run(run).await?;
+            let mut lab = Lab::attach(&run).await?;
+            let report = lab.install().await?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Install {
             topology,
             ssh_user,
@@ -329,7 +342,13 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
             Arc::new(SshHost::new(cfg)) as Arc<dyn Host>
         })
         .collect();
-    let cx = Cx::new(&v.topology, &hosts);
+    // Generated passwords are kept beside the topology (mode 0600), so a
+    // re-run uses the same ones.
+    let secrets = path.with_extension("secrets.toml");
+    let stored = Credentials::load_if_exists(&secrets)?;
+    let creds = v.topology.credentials.resolve(stored.as_ref());
+    creds.save(&secrets)?;
+    let cx = Cx::new(&v.topology, &hosts).with_credentials(&creds);
     let report = ke2lab::install::install(&cx).await?;
     println!("{report}");
     Ok(())

@@ -80,6 +80,18 @@ impl Cmd {
         self
     }
 
+    /// Appends several plain arguments.
+    pub fn args_from<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
     /// Appends an argument that is redacted in every rendering of the command.
     pub fn secret_arg(mut self, a: impl Into<String>) -> Self {
         self.argv.push(Arg {

@@ -2,6 +2,9 @@
 //! structured forms tools offer (`--format '{{json .}}'`, `--xml`, SQL rows),
 //! never free text.
 
+pub mod gluster;
+pub mod net;
+pub mod pgpool;
 pub mod swarm;
 
 use thiserror::Error;
@@ -14,4 +17,7 @@ pub enum ProbeError {
     Host(#[from] HostError),
     #[error("cannot parse the output of `{what}`: {detail}")]
     Parse { what: String, detail: String },
+    /// A network probe (e.g. a SQL connection through the VIP) got no answer.
+    #[error("cannot reach `{what}`: {detail}")]
+    Unreachable { what: String, detail: String },
 }

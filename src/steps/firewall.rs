@@ -52,6 +52,21 @@ pub struct Firewall {
 }
 
 impl Firewall {
+    /// Step 5 item 6: PostgreSQL, Pgpool-II, PCP, watchdog and heartbeat.
+    pub fn for_database(cx: &Cx<'_>) -> Self {
+        let p = &cx.topology.ports;
+        Firewall {
+            purpose: "pg-firewall",
+            ports: vec![
+                Port::tcp(p.postgres),
+                Port::tcp(p.pgpool),
+                Port::tcp(p.pcp),
+                Port::tcp(p.watchdog),
+                Port::udp(p.heartbeat),
+            ],
+        }
+    }
+
     pub fn for_swarm(cx: &Cx<'_>) -> Self {
         Firewall {
             purpose: "firewall",

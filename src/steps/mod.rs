@@ -3,7 +3,11 @@
 //! reports what it changed; a step whose plan is empty changes nothing.
 
 pub mod docker;
+pub mod files;
 pub mod firewall;
+pub mod pgpool;
+pub mod pgssh;
+pub mod postgres;
 pub mod swarm;
 
 use std::fmt;
@@ -15,7 +19,7 @@ use thiserror::Error;
 
 use crate::host::{Host, HostError};
 use crate::probe::ProbeError;
-use crate::topology::Topology;
+use crate::topology::{Credentials, Topology};
 use crate::wait::WaitError;
 
 /// What every step works on: the topology and one `Host` per topology host,
@@ -23,6 +27,8 @@ use crate::wait::WaitError;
 pub struct Cx<'a> {
     pub topology: &'a Topology,
     pub hosts: &'a [Arc<dyn Host>],
+    /// The resolved passwords; the database steps need them, steps 1-4 not.
+    pub credentials: Option<&'a Credentials>,
 }
 
 impl<'a> Cx<'a> {
@@ -32,7 +38,25 @@ impl<'a> Cx<'a> {
             hosts.len(),
             "one Host per topology host, in order"
         );
-        Cx { topology, hosts }
+        Cx {
+            topology,
+            hosts,
+            credentials: None,
+        }
+    }
+
+    pub fn with_credentials(mut self, credentials: &'a Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The credentials, or an error naming the step that needs them.
+    pub fn creds(&self, step: &'static str) -> Result<&'a Credentials, StepError> {
+        self.credentials.ok_or_else(|| StepError::State {
+            step,
+            host: self.name(0).to_string(),
+            message: "no credentials were given to the install".into(),
+        })
     }
 
     pub fn host(&self, i: usize) -> &dyn Host {

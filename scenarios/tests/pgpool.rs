@@ -1,0 +1,172 @@
+//! Cluster tier: PostgreSQL streaming replication behind Pgpool-II with a
+//! real watchdog VIP and online recovery (PROCEDURE.md steps 5-7), checked
+//! from outside the hosts through the VIP.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use ke2lab::probe::pgpool::{self, PoolSummary};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::lab::{keep_on_failure, memory};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn check(lab: &mut Lab) -> Result<()> {
+    let start = Instant::now();
+    let report = lab.install().await?;
+    let installed = start.elapsed();
+    println!("install report (first run):\n{report}");
+    let db_time: f64 = report
+        .steps
+        .iter()
+        .skip_while(|s| s.step != "pg-packages")
+        .map(|s| s.elapsed.as_secs_f64())
+        .sum();
+    let t = lab.topology.clone();
+    let creds = lab.credentials()?;
+    let vip = t.network.vip;
+
+    // show pool_nodes through the VIP, from this process (outside the hosts).
+    let nodes = wait_for(
+        "3 nodes up, node 0 primary, 2 streaming standbys",
+        Duration::from_secs(60),
+        || async {
+            match pgpool::show_pool_nodes(vip, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T)
+                .await
+            {
+                Ok(n) if PoolSummary::of(&n).is_healthy(3) => Poll::Ready(n),
+                Ok(n) => Poll::NotYet(PoolSummary::of(&n).to_string()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    println!(
+        "hosts booted → two standbys streaming and VIP answering: {:.1}s (database steps {db_time:.1}s, whole install {:.1}s)",
+        start.elapsed().as_secs_f64(),
+        installed.as_secs_f64()
+    );
+    for n in &nodes {
+        println!(
+            "  node {} {} status={} pg_status={} role={} pg_role={} replication={} sync={}",
+            n.node_id,
+            n.hostname,
+            n.status,
+            n.pg_status,
+            n.role,
+            n.pg_role,
+            n.replication_state,
+            n.replication_sync_state
+        );
+    }
+    ensure!(
+        nodes[0].is_primary() && nodes[0].pg_role == "primary",
+        "node 0 must be the primary"
+    );
+    for n in &nodes[1..] {
+        ensure!(
+            n.is_streaming_standby() && n.pg_role == "standby",
+            "node {} not streaming",
+            n.node_id
+        );
+    }
+
+    // The VIP is on exactly one host, and that host is the watchdog leader.
+    let holders = lab.vip_holders().await?;
+    ensure!(holders.len() == 1, "VIP held by {holders:?}");
+    let wd = lab.watchdog_info().await?;
+    ensure!(wd.quorum, "watchdog without quorum: {wd:?}");
+    ensure!(
+        holders == [wd.leader_host.clone()],
+        "VIP on {holders:?}, leader `{}`",
+        wd.leader_host
+    );
+    println!(
+        "VIP {vip} on {holders:?}; watchdog leader `{}` with quorum",
+        wd.leader_host
+    );
+
+    // A row written through the VIP is readable on both standbys.
+    let db = &t.postgres.database;
+    let c = pgpool::connect(
+        vip,
+        t.ports.pgpool,
+        "kompira",
+        creds.kompira.expose(),
+        db,
+        T,
+    )
+    .await?;
+    c.batch_execute("CREATE TABLE IF NOT EXISTS ke2lab_probe (id serial PRIMARY KEY, note text)")
+        .await?;
+    let token = format!("written-through-vip-{}", std::process::id());
+    c.execute("INSERT INTO ke2lab_probe (note) VALUES ($1)", &[&token])
+        .await?;
+    for standby in &t.hosts[1..] {
+        let seen = wait_for(
+            &format!("the row to be readable on standby `{}`", standby.name),
+            Duration::from_secs(30),
+            || async {
+                let q = async {
+                    let s = pgpool::connect(
+                        standby.address,
+                        t.ports.postgres,
+                        "kompira",
+                        creds.kompira.expose(),
+                        db,
+                        T,
+                    )
+                    .await?;
+                    let rows = s
+                        .query(
+                            "SELECT count(*) FROM ke2lab_probe WHERE note = $1",
+                            &[&token],
+                        )
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    let in_recovery: bool =
+                        s.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
+                    anyhow::Ok((rows[0].get::<_, i64>(0), in_recovery))
+                };
+                match q.await {
+                    Ok((1, true)) => Poll::Ready(()),
+                    Ok(x) => Poll::NotYet(format!("count/in_recovery {x:?}")),
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await;
+        seen?;
+    }
+
+    // Re-provisioning changes nothing and leaves the cluster healthy.
+    let again = lab.install().await?;
+    ensure!(
+        again.changes() == 0,
+        "re-provisioning changed things:\n{again}"
+    );
+    let after =
+        pgpool::show_pool_nodes(vip, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T).await?;
+    ensure!(
+        PoolSummary::of(&after).is_healthy(3),
+        "after re-provision: {}",
+        PoolSummary::of(&after)
+    );
+
+    let mem = memory(lab).await?;
+    println!(
+        "memory of the three hosts: {} MiB ({mem:?})",
+        mem.iter().map(|(_, b)| b).sum::<u64>() >> 20
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn primary_with_two_streaming_standbys_behind_the_vip() -> Result<()> {
+    let topology = Topology::fixture("three-node")?.topology;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = check(&mut lab).await;
+    lab.finish(outcome).await
+}

@@ -1,0 +1,497 @@
+//! Step 5, Pgpool-II part (items 6-12), and step 7: node id, `pcp.conf`, the
+//! KE2 blocks of `pgpool.conf` and `pool_hba.conf`, the backends file, the HA
+//! scripts, `.pgpass`, `.pcppass`, the key and `pool_passwd`, the sudoers
+//! entry for the VIP; then Pgpool-II started on every host (the primary's
+//! first) and the standbys built by online recovery through PCP.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::files::{Act, want_block, want_dir, want_file, want_lines};
+use super::postgres::current_primary;
+use super::{Cx, Plan, Planned, Step, StepError, each_host};
+use crate::host::Cmd;
+use crate::layout::Layout;
+use crate::probe::{net, pgpool as probe};
+use crate::render::pg::{
+    BACKENDS_FILE, PgParams, backends, pcp_line, pcppass, pgpass, pgpool_conf, pool_hba, sudoers,
+};
+use crate::render::scripts::{self, ScriptParams};
+use crate::wait::{Poll, wait_for};
+
+/// The users whose passwords Pgpool-II keeps in `pool_passwd`.
+pub const POOL_USERS: [&str; 3] = ["pgpool", "postgres", "kompira"];
+
+/// The interface that carries the VIP on host `i` and its prefix length:
+/// the topology's override, else detected on the host.
+pub async fn vip_interface(cx: &Cx<'_>, i: usize) -> Result<(String, u8), StepError> {
+    let spec = &cx.topology.hosts[i];
+    let links = net::links(cx.host(i)).await?;
+    if let Some(name) = cx.topology.interface_for(spec) {
+        let prefix = links
+            .iter()
+            .find(|l| l.ifname == name)
+            .and_then(|l| l.ipv4_prefix())
+            .unwrap_or(cx.topology.network.prefix);
+        return Ok((name.to_string(), prefix));
+    }
+    match net::vip_interface(&links, spec.address) {
+        Some((n, p)) => Ok((n.to_string(), p)),
+        // A scripted host without interfaces: the topology's values.
+        None if links.is_empty() => Ok(("eth0".into(), cx.topology.network.prefix)),
+        None => Err(StepError::State {
+            step: "pgpool",
+            host: spec.name.clone(),
+            message: "no UP interface with an IPv4 address to carry the VIP; set `interface` in the topology".into(),
+        }),
+    }
+}
+
+fn pcppass_path(l: &Layout) -> String {
+    l.in_home(".pcppass")
+}
+
+fn key_path(l: &Layout) -> String {
+    l.in_home(".pgpoolkey")
+}
+
+/// `.pgpass`-style lines keyed by everything but the password, so a changed
+/// password replaces its line instead of adding another.
+fn keyed_by_all_but_password(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| {
+            let key = line.rsplit_once(':').map_or(line, |(k, _)| k);
+            (format!("{key}:"), line.to_string())
+        })
+        .collect()
+}
+
+/// Pgpool-II's configuration on every host (items 6-12).
+pub struct PgpoolConfig;
+
+#[derive(Clone, Debug)]
+pub enum PgpoolAction {
+    Act(Act),
+    /// Reload a running Pgpool-II after its configuration changed.
+    Reload,
+}
+
+#[async_trait]
+impl Step for PgpoolConfig {
+    type Action = PgpoolAction;
+
+    fn name(&self) -> &'static str {
+        "pgpool"
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<PgpoolAction>, StepError> {
+        let creds = cx.creds("pgpool")?;
+        let t = cx.topology;
+        let primary = current_primary(cx).await?;
+        let mut plan = Plan::default();
+        for i in 0..cx.hosts.len() {
+            let h = cx.host(i);
+            let l = Layout::of(t.hosts[i].platform);
+            let (iface, prefix) = vip_interface(cx, i).await?;
+            let p = PgParams {
+                topology: t,
+                layout: l,
+                interface: &iface,
+                prefix,
+            };
+            let sp = ScriptParams {
+                layout: l,
+                topology: t,
+                interface: &iface,
+                prefix,
+            };
+            let mut acts: Vec<(String, Act)> = Vec::new();
+            let mut push = |what: String, a: Option<Act>| {
+                if let Some(a) = a {
+                    acts.push((what, a));
+                }
+            };
+            push(
+                format!("write the sudoers entry `{}`", l.sudoers_file),
+                want_file(h, l.sudoers_file, sudoers(l).as_bytes(), 0o440, "root:root").await?,
+            );
+            push(
+                format!("create the log directory `{}`", l.pgpool_log_dir),
+                want_dir(h, l.pgpool_log_dir, "postgres:postgres", 0o755).await?,
+            );
+            push(
+                "write `pgpool_node_id`".into(),
+                want_file(
+                    h,
+                    &l.in_pgpool_dir("pgpool_node_id"),
+                    format!("{i}\n").as_bytes(),
+                    0o644,
+                    "root:root",
+                )
+                .await?,
+            );
+            push(
+                "add the pgpool user to `pcp.conf`".into(),
+                want_lines(
+                    h,
+                    &l.in_pgpool_dir("pcp.conf"),
+                    &[("pgpool:".into(), pcp_line(creds))],
+                    0o640,
+                    "root:postgres",
+                )
+                .await?,
+            );
+            push(
+                "set the KE2 block of `pgpool.conf`".into(),
+                want_block(
+                    h,
+                    &l.pgpool_conf(),
+                    &pgpool_conf(&p),
+                    0o640,
+                    "root:postgres",
+                )
+                .await?,
+            );
+            push(
+                format!("write `{BACKENDS_FILE}`"),
+                want_file(
+                    h,
+                    &l.in_pgpool_dir(BACKENDS_FILE),
+                    backends(&p).as_bytes(),
+                    0o644,
+                    "root:root",
+                )
+                .await?,
+            );
+            push(
+                "set the KE2 block of `pool_hba.conf`".into(),
+                want_block(
+                    h,
+                    &l.in_pgpool_dir("pool_hba.conf"),
+                    &pool_hba(&p),
+                    0o644,
+                    "root:root",
+                )
+                .await?,
+            );
+            for (path, body, mode) in scripts::all(&sp) {
+                // The recovery scripts live in PGDATA; only the primary's
+                // matter (pg_basebackup copies them to the standbys).
+                if path.starts_with(l.pgdata) && i != primary {
+                    continue;
+                }
+                let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+                push(
+                    format!("install `{name}`"),
+                    want_file(h, &path, body.as_bytes(), mode, "postgres:postgres").await?,
+                );
+            }
+            let pgpass_lines = keyed_by_all_but_password(&pgpass(t, creds));
+            push(
+                "write `.pgpass`".into(),
+                want_lines(
+                    h,
+                    &l.in_home(".pgpass"),
+                    &pgpass_lines,
+                    0o600,
+                    "postgres:postgres",
+                )
+                .await?,
+            );
+            let pcp_lines = keyed_by_all_but_password(&pcppass(t, creds));
+            push(
+                "write `.pcppass`".into(),
+                want_lines(h, &pcppass_path(l), &pcp_lines, 0o600, "postgres:postgres").await?,
+            );
+            push(
+                "write the pool_passwd key `.pgpoolkey`".into(),
+                want_file(
+                    h,
+                    &key_path(l),
+                    format!("{}\n", creds.pgpool_key.expose()).as_bytes(),
+                    0o600,
+                    "postgres:postgres",
+                )
+                .await?,
+            );
+            let changed = !acts.is_empty();
+            for (what, a) in acts {
+                plan.push(i, what, PgpoolAction::Act(a));
+            }
+            // pool_passwd entries: added with pg_enc once pgpool.conf and
+            // the key are in place (so after the writes above).
+            let current = h
+                .read_file(&l.in_pgpool_dir("pool_passwd"))
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            for (user, pw) in [
+                ("pgpool", creds.pgpool.expose()),
+                ("postgres", creds.postgres.expose()),
+                ("kompira", creds.kompira.expose()),
+            ] {
+                let present = current
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{user}:AES")));
+                if !present {
+                    plan.push(
+                        i,
+                        format!("add `{user}` to `pool_passwd` (AES)"),
+                        PgpoolAction::Act(Act::Run(vec![
+                            Cmd::new(["pg_enc", "-m", "-k"])
+                                .arg(key_path(l))
+                                .arg("-f")
+                                .arg(l.pgpool_conf())
+                                .arg("-u")
+                                .arg(user)
+                                .secret_arg(pw),
+                        ])),
+                    );
+                }
+            }
+            if changed && h.run(&l.pgpool_running()).await?.success() {
+                plan.push(i, "reload Pgpool-II", PgpoolAction::Reload);
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<PgpoolAction>) -> Result<(), StepError> {
+        let h = cx.host(item.host);
+        let l = Layout::of(cx.topology.hosts[item.host].platform);
+        match &item.action {
+            PgpoolAction::Act(a) => a.apply(h).await,
+            PgpoolAction::Reload => {
+                Cmd::new(["pgpool", "-f"])
+                    .arg(l.pgpool_conf())
+                    .arg("reload")
+                    .user("postgres")
+                    .check(h)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Step 7, first half: Pgpool-II running on every host, the primary's first,
+/// until the watchdog has a leader with quorum and exactly one host holds
+/// the VIP.
+pub struct PgpoolStart {
+    pub settle: Duration,
+}
+
+impl Default for PgpoolStart {
+    fn default() -> Self {
+        PgpoolStart {
+            settle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Which hosts carry `vip` now (every host is asked).
+pub async fn vip_holders(cx: &Cx<'_>, vip: Ipv4Addr) -> Result<Vec<usize>, StepError> {
+    let held = each_host(cx, |_, h| async move {
+        Ok(net::holds(&net::links(h).await?, vip))
+    })
+    .await?;
+    Ok(held
+        .iter()
+        .enumerate()
+        .filter(|(_, held)| **held)
+        .map(|(i, _)| i)
+        .collect())
+}
+
+#[async_trait]
+impl Step for PgpoolStart {
+    type Action = ();
+
+    fn name(&self) -> &'static str {
+        "pgpool-start"
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<()>, StepError> {
+        let primary = current_primary(cx).await?;
+        let mut order: Vec<usize> = vec![primary];
+        order.extend((0..cx.hosts.len()).filter(|i| *i != primary));
+        let mut plan = Plan::default();
+        for i in order {
+            let l = Layout::of(cx.topology.hosts[i].platform);
+            if !cx.host(i).run(&l.pgpool_running()).await?.success() {
+                plan.push(i, "start Pgpool-II", ());
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<()>) -> Result<(), StepError> {
+        let h = cx.host(item.host);
+        let l = Layout::of(cx.topology.hosts[item.host].platform);
+        l.pgpool_start().check(h).await?;
+        // The next host starts only once this one answers PCP, so the
+        // primary's Pgpool-II is the first watchdog member (document order).
+        let pcp = cx.topology.ports.pcp;
+        let pass = pcppass_path(l);
+        wait_for(
+            &format!("Pgpool-II on `{}` to answer PCP", h.name()),
+            self.settle,
+            || async {
+                match probe::node_info(h, pcp, &pass, 0).await {
+                    Ok(_) => Poll::Ready(()),
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn verify(&self, cx: &Cx<'_>) -> Result<(), StepError> {
+        let vip = cx.topology.network.vip;
+        let l = Layout::of(cx.topology.hosts[0].platform);
+        let pcp = cx.topology.ports.pcp;
+        let pass = pcppass_path(l);
+        let h0 = cx.host(0);
+        wait_for(
+            "the Pgpool-II watchdog to have a leader with quorum holding the VIP alone",
+            self.settle,
+            || async {
+                let wd = match probe::watchdog_info(h0, pcp, &pass).await {
+                    Ok(w) => w,
+                    Err(e) => return Poll::NotYet(e.to_string()),
+                };
+                let holders = match vip_holders(cx, vip).await {
+                    Ok(h) => h,
+                    Err(e) => return Poll::NotYet(e.to_string()),
+                };
+                let leader = cx
+                    .topology
+                    .hosts
+                    .iter()
+                    .position(|h| h.name == wd.leader_host);
+                if wd.quorum && leader.is_some() && holders == [leader.unwrap()] {
+                    Poll::Ready(())
+                } else {
+                    Poll::NotYet(format!(
+                        "quorum {}, leader `{}`, VIP on hosts {holders:?}",
+                        wd.quorum, wd.leader_host
+                    ))
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Step 7, second half: every node that Pgpool-II sees down is rebuilt from
+/// the primary by online recovery (`pcp_recovery_node`), as the document does.
+pub struct Recovery {
+    pub settle: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            settle: Duration::from_secs(180),
+        }
+    }
+}
+
+async fn node_infos(cx: &Cx<'_>, on: usize) -> Result<Vec<probe::NodeInfo>, StepError> {
+    let h = cx.host(on);
+    let l = Layout::of(cx.topology.hosts[on].platform);
+    let mut out = Vec::new();
+    for id in 0..cx.hosts.len() {
+        out.push(probe::node_info(h, cx.topology.ports.pcp, &pcppass_path(l), id).await?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Step for Recovery {
+    type Action = usize;
+
+    fn name(&self) -> &'static str {
+        "recovery"
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<usize>, StepError> {
+        let primary = current_primary(cx).await?;
+        let infos = node_infos(cx, primary).await?;
+        let mut plan = Plan::default();
+        for (id, n) in infos.iter().enumerate() {
+            if id != primary && !n.is_up() {
+                plan.push(
+                    id,
+                    format!("rebuild node {id} by online recovery from the primary"),
+                    id,
+                );
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<usize>) -> Result<(), StepError> {
+        let target = cx.host(item.host);
+        let lt = Layout::of(cx.topology.hosts[item.host].platform);
+        // A PostgreSQL running on the target (the package's own cluster on a
+        // fresh Debian host) would be overwritten under its feet.
+        if target.run(&lt.pg_isready()).await?.success() {
+            lt.pg_stop().check(target).await?;
+        }
+        let primary = current_primary(cx).await?;
+        let l = Layout::of(cx.topology.hosts[primary].platform);
+        Cmd::new([
+            "env".to_string(),
+            format!("PCPPASSFILE={}", pcppass_path(l)),
+            "pcp_recovery_node".into(),
+        ])
+        .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
+        .arg("-p")
+        .arg(cx.topology.ports.pcp.to_string())
+        .arg("-n")
+        .arg(item.action.to_string())
+        .user("postgres")
+        .check(cx.host(primary))
+        .await?;
+        Ok(())
+    }
+
+    async fn verify(&self, cx: &Cx<'_>) -> Result<(), StepError> {
+        let n = cx.hosts.len();
+        wait_for(
+            "every node up, one primary, the others streaming standbys",
+            self.settle,
+            || async {
+                let primary = match current_primary(cx).await {
+                    Ok(p) => p,
+                    Err(e) => return Poll::NotYet(e.to_string()),
+                };
+                match node_infos(cx, primary).await {
+                    Ok(infos) => {
+                        let up = infos.iter().filter(|i| i.is_up()).count();
+                        let primaries = infos.iter().filter(|i| i.role == "primary").count();
+                        let streaming = infos
+                            .iter()
+                            .filter(|i| i.role == "standby" && i.replication_state == "streaming")
+                            .count();
+                        if up == n && primaries == 1 && streaming == n - 1 {
+                            Poll::Ready(())
+                        } else {
+                            Poll::NotYet(format!(
+                                "{up} up, {primaries} primary, {streaming} streaming: {infos:?}"
+                            ))
+                        }
+                    }
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
