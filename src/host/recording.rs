@@ -40,6 +40,14 @@ pub struct Rule {
     host: Option<String>,
     prefix: String,
     outputs: VecDeque<Output>,
+    /// The rule applies only once this flag is set on the host.
+    when: Option<String>,
+    /// Running a matching command sets this flag on the host (a state change
+    /// such as "PostgreSQL started" that later probes must see).
+    sets: Option<String>,
+    /// Running a matching command writes this file on the host (what a
+    /// command such as `ssh-keygen` leaves behind).
+    writes: Option<(String, Vec<u8>)>,
 }
 
 impl Rule {
@@ -48,21 +56,42 @@ impl Rule {
             host: None,
             prefix: prefix.into(),
             outputs: outputs.into(),
+            when: None,
+            sets: None,
+            writes: None,
         }
     }
 
     pub fn on(host: impl Into<String>, prefix: impl Into<String>, outputs: Vec<Output>) -> Self {
         Rule {
             host: Some(host.into()),
-            prefix: prefix.into(),
-            outputs: outputs.into(),
+            ..Rule::any(prefix, outputs)
         }
+    }
+
+    /// Applies only after `flag` was set on the host.
+    pub fn when(mut self, flag: impl Into<String>) -> Self {
+        self.when = Some(flag.into());
+        self
+    }
+
+    /// A matching command sets `flag` on the host.
+    pub fn sets(mut self, flag: impl Into<String>) -> Self {
+        self.sets = Some(flag.into());
+        self
+    }
+
+    /// A matching command leaves this file on the host.
+    pub fn writes(mut self, path: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        self.writes = Some((path.into(), body.into()));
+        self
     }
 }
 
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
+    flags: std::collections::BTreeSet<(String, String)>,
     files: BTreeMap<(String, String), Vec<u8>>,
     events: Vec<Event>,
 }
@@ -189,15 +218,32 @@ impl Host for RecordingHost {
             stdin,
         });
         let name = self.name.clone();
-        let rule =
-            st.rules.iter_mut().rev().find(|r| {
-                r.host.as_deref().is_none_or(|h| h == name) && line.starts_with(&r.prefix)
-            });
-        Ok(match rule {
-            Some(r) if r.outputs.len() > 1 => r.outputs.pop_front().unwrap(),
-            Some(r) => r.outputs.front().cloned().unwrap_or_default(),
-            None => Output::default(),
-        })
+        let flags = st.flags.clone();
+        let rule = st.rules.iter_mut().rev().find(|r| {
+            r.host.as_deref().is_none_or(|h| h == name)
+                && line.starts_with(&r.prefix)
+                && r.when
+                    .as_ref()
+                    .is_none_or(|f| flags.contains(&(name.clone(), f.clone())))
+        });
+        let (out, sets, writes) = match rule {
+            Some(r) => {
+                let out = if r.outputs.len() > 1 {
+                    r.outputs.pop_front().unwrap()
+                } else {
+                    r.outputs.front().cloned().unwrap_or_default()
+                };
+                (out, r.sets.clone(), r.writes.clone())
+            }
+            None => (Output::default(), None, None),
+        };
+        if let Some(f) = sets {
+            st.flags.insert((name.clone(), f));
+        }
+        if let Some((path, body)) = writes {
+            st.files.insert((name, path), body);
+        }
+        Ok(out)
     }
 
     async fn write_file(
@@ -258,6 +304,25 @@ mod tests {
         assert_eq!(h.run(&c).await.unwrap().stdout, b"active");
         assert_eq!(h.run(&c).await.unwrap().stdout, b"active");
         assert_eq!(h.run(&Cmd::new(["true"])).await.unwrap(), Output::default());
+    }
+
+    #[tokio::test]
+    async fn flags_switch_rules_and_commands_leave_files() {
+        let rec = Recorder::new();
+        rec.rule(Rule::any("pg_isready", vec![Output::fail(2, "")]));
+        rec.rule(Rule::any("pg_isready", vec![Output::ok("")]).when("pg"));
+        rec.rule(
+            Rule::any("start", vec![Output::ok("")])
+                .sets("pg")
+                .writes("/pid", "1"),
+        );
+        let (a, b) = (rec.host("a"), rec.host("b"));
+        let ready = Cmd::new(["pg_isready"]);
+        assert_eq!(a.run(&ready).await.unwrap().status, 2);
+        a.run(&Cmd::new(["start"])).await.unwrap();
+        assert_eq!(a.run(&ready).await.unwrap().status, 0);
+        assert_eq!(b.run(&ready).await.unwrap().status, 2, "flags are per host");
+        assert_eq!(rec.file_on("a", "/pid").as_deref(), Some(&b"1"[..]));
     }
 
     #[tokio::test]

@@ -115,6 +115,28 @@ pub fn scram_matches(verifier: &str, password: &str) -> bool {
     Sha256::digest(client_key).as_slice() == stored.as_slice()
 }
 
+/// The verifier PostgreSQL stores for `password` with this salt and
+/// iteration count (what `scram_matches` checks against; tests script
+/// catalogs with it).
+pub fn scram_verifier(password: &str, salt: &[u8], iter: u32) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iter, &mut salted);
+    let hmac = |key: &[u8], msg: &[u8]| {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        m.update(msg);
+        m.finalize().into_bytes()
+    };
+    let stored = Sha256::digest(hmac(&salted, b"Client Key"));
+    let server = hmac(&salted, b"Server Key");
+    format!(
+        "SCRAM-SHA-256${iter}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored),
+        b64.encode(server)
+    )
+}
+
 fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -508,6 +530,16 @@ mod tests {
         assert!(!scram_matches(VERIFIER, "pgpool2"));
         assert!(!scram_matches("md5abc", "pgpool"));
         assert!(!scram_matches("SCRAM-SHA-256$x", "pgpool"));
+    }
+
+    #[test]
+    fn verifier_round_trips_and_matches_postgres() {
+        let v = scram_verifier("secret", b"0123456789abcdef", 4096);
+        assert!(scram_matches(&v, "secret") && !scram_matches(&v, "other"));
+        // Same salt and count as PostgreSQL's verifier above: same text.
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let salt = b64.decode("B+kWyxH36HozJ//ONwQpZw==").unwrap();
+        assert_eq!(scram_verifier("pgpool", &salt, 4096), VERIFIER);
     }
 
     #[test]
