@@ -102,13 +102,13 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             rec.rule(Rule::on(n, "firewall-cmd --reload", vec![Output::ok("")]).sets("fw"));
             rec.rule(Rule::on(
                 n,
-                &format!("test -s {}", l.in_pgdata("PG_VERSION")),
+                format!("test -s {}", l.in_pgdata("PG_VERSION")),
                 vec![Output::fail(1, "")],
             ));
             rec.rule(
                 Rule::on(
                     n,
-                    &format!("test -s {}", l.in_pgdata("PG_VERSION")),
+                    format!("test -s {}", l.in_pgdata("PG_VERSION")),
                     vec![Output::ok("")],
                 )
                 .when("initdb"),
@@ -143,7 +143,7 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             rec.rule(
                 Rule::on(
                     n,
-                    &format!("install -d -o postgres -g postgres -m {mode} {dir}"),
+                    format!("install -d -o postgres -g postgres -m {mode} {dir}"),
                     vec![Output::ok("")],
                 )
                 .sets(&flag),
@@ -157,7 +157,7 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
         if i == 0 {
             rec.rule(Rule::on(n, &isready, vec![Output::ok("")]).when("pg"));
             rec.rule(Rule::on(n, in_recovery, vec![Output::ok("f\n")]).when("pg"));
-            rec.rule(Rule::on(n, &format!("{}", l.pg_start()), vec![Output::ok("")]).sets("pg"));
+            rec.rule(Rule::on(n, format!("{}", l.pg_start()), vec![Output::ok("")]).sets("pg"));
             let state = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT json_build_object(";
             rec.rule(Rule::on(n, state, vec![catalog(&c, false)]));
             rec.rule(Rule::on(n, state, vec![catalog(&c, true)]).when("catalog"));
@@ -195,12 +195,10 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
         rec.rule(
             Rule::on(n, "pgrep -x -u postgres pgpool", vec![Output::ok("123\n")]).when("pgpool"),
         );
-        rec.rule(
-            Rule::on(n, &format!("{}", l.pgpool_start()), vec![Output::ok("")]).sets("pgpool"),
-        );
+        rec.rule(Rule::on(n, format!("{}", l.pgpool_start()), vec![Output::ok("")]).sets("pgpool"));
         rec.rule(Rule::on(
             n,
-            &format!("{pcp}"),
+            pcp.to_string(),
             vec![node_info("ke2-server1", "up", "primary", "none")],
         ));
         for id in 1..3 {
@@ -226,7 +224,7 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             rec.rule(
                 Rule::on(
                     n,
-                    &format!(
+                    format!(
                         "{pcp}{} pcp_recovery_node -w -h localhost -U pgpool -p 9898 -n {id}",
                         l.in_home(".pcppass")
                     ),
@@ -237,7 +235,7 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
         }
         rec.rule(Rule::on(
             n,
-            &format!("{pcp}{} pcp_watchdog_info", l.in_home(".pcppass")),
+            format!("{pcp}{} pcp_watchdog_info", l.in_home(".pcppass")),
             vec![Output::ok(include_str!(
                 "fixtures/pgpool/watchdog_info_v.txt"
             ))],
