@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::steps::{self, Cx, StepError, StepReport};
+use crate::topology::SharedDirKind;
 
 /// What one install run did, step by step.
 #[derive(Clone, Debug, Default)]
@@ -29,12 +30,13 @@ impl fmt::Display for InstallReport {
 }
 
 /// The procedure in order: Docker engine, firewall and swarm (steps 1-3),
-/// then PostgreSQL, postgres SSH trust, Pgpool-II, its start and the online
+/// the Gluster shared directory and its layout (step 4, and the `SHARED_DIR`
+/// part of step 8), then PostgreSQL, postgres SSH trust, Pgpool-II, its start and the online
 /// recovery of the standbys (steps 5-7). Steps 5-7 need `cx.credentials`.
 pub async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
     let mut report = InstallReport::default();
     install_swarm(cx, &mut report).await?;
-    // Step 4 (GlusterFS) and the shared directory come here.
+    install_shared_dir(cx, &mut report).await?;
     install_database(cx, &mut report).await?;
     Ok(report)
 }
@@ -50,6 +52,28 @@ pub async fn install_swarm(cx: &Cx<'_>, report: &mut InstallReport) -> Result<()
     report
         .steps
         .push(steps::run(&steps::swarm::Swarm::default(), cx).await?);
+    Ok(())
+}
+
+/// Step 4 and the shared directory's layout: glusterd, its firewall
+/// service, the pool, volume and mounts (skipped when `shared_dir.kind =
+/// "existing"`: the directory is then an operator's file server), then the
+/// `SHARED_DIR` layout that step 8 needs.
+pub async fn install_shared_dir(cx: &Cx<'_>, report: &mut InstallReport) -> Result<(), StepError> {
+    if cx.topology.shared_dir.kind == SharedDirKind::Gluster {
+        report
+            .steps
+            .push(steps::run(&steps::gluster::Glusterd::default(), cx).await?);
+        report
+            .steps
+            .push(steps::run(&steps::firewall::Firewall::for_gluster(), cx).await?);
+        report
+            .steps
+            .push(steps::run(&steps::gluster::Gluster::default(), cx).await?);
+    }
+    report
+        .steps
+        .push(steps::run(&steps::shared_dir::SharedDir, cx).await?);
     Ok(())
 }
 

@@ -59,4 +59,46 @@ impl Platform {
     pub fn has_firewalld(self) -> bool {
         matches!(self, Platform::Rhel9)
     }
+
+    /// Commands that install the Gluster server (and with it the CLI and the
+    /// FUSE client): the document's CentOS Storage SIG release package first
+    /// on rhel9, the distribution's packages on Debian.
+    pub fn gluster_install(self) -> Vec<Cmd> {
+        match self {
+            Platform::Rhel9 => vec![
+                Cmd::new(["dnf", "-y", "install", "centos-release-gluster10"]),
+                Cmd::new(["dnf", "-y", "install", "glusterfs-server"]),
+            ],
+            Platform::Debian => vec![
+                Cmd::new(["apt-get", "update"]),
+                Cmd::new([
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "glusterfs-server",
+                    "glusterfs-client",
+                ]),
+            ],
+        }
+    }
+
+    /// Enables and starts glusterd. Debian's package ships only a systemd
+    /// unit (no init script in trixie; older releases called the script
+    /// `glusterfs-server`), so a Debian host without systemd, like the lab's
+    /// container hosts, starts the daemon itself. `glusterd` daemonizes, but
+    /// its first process waits for the daemon's initialisation (3-6 s in the
+    /// lab, mostly geo-replication probing); it is left to finish in the
+    /// background so that the hosts initialise in parallel, and whoever
+    /// needs the daemon waits for it to answer.
+    pub fn start_glusterd(self) -> Cmd {
+        match self {
+            Platform::Rhel9 => self.start_service("glusterd"),
+            Platform::Debian => Cmd::sh(
+                "if [ -d /run/systemd/system ]; then systemctl enable --now glusterd; \
+                 elif [ -x /etc/init.d/glusterd ]; then service glusterd start; \
+                 elif [ -x /etc/init.d/glusterfs-server ]; then service glusterfs-server start; \
+                 else glusterd </dev/null >/dev/null 2>&1 & fi",
+            ),
+        }
+    }
 }

@@ -5,9 +5,11 @@
 pub mod docker;
 pub mod files;
 pub mod firewall;
+pub mod gluster;
 pub mod pgpool;
 pub mod pgssh;
 pub mod postgres;
+pub mod shared_dir;
 pub mod swarm;
 
 use std::fmt;
