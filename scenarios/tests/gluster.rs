@@ -1,0 +1,254 @@
+//! Cluster tier: the GlusterFS shared directory (step 4) and the `SHARED_DIR`
+//! layout on real container hosts. Boot the three-node lab, install, check
+//! pool, volume, bricks, mounts and replication through the typed probes,
+//! then re-provision and expect zero changes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use ke2lab::host::Host;
+use ke2lab::install::InstallReport;
+use ke2lab::probe::gluster::{
+    self, GLUSTER_FSTYPE, PoolSummary, VolumeState, VolumeType, mount_at, parse_mounts,
+};
+use ke2lab::steps::shared_dir::{LAYOUT, SECRET_KEY};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::lab::{self, keep_on_failure};
+
+/// The install steps that make up the Gluster phase.
+const GLUSTER_STEPS: [&str; 3] = ["glusterd", "gluster-fw", "gluster"];
+
+/// Prints the Gluster steps' measured times and returns their sum.
+fn gluster_phase(label: &str, report: &InstallReport) -> Duration {
+    let mut total = Duration::ZERO;
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| GLUSTER_STEPS.contains(&s.step))
+    {
+        println!("  {label}: {s}");
+        total += s.elapsed;
+    }
+    println!(
+        "gluster phase ({label}): {:.2}s over {}",
+        total.as_secs_f64(),
+        GLUSTER_STEPS.join(" + ")
+    );
+    total
+}
+
+/// `n` unpredictable bytes: xorshift64* seeded from the standard library's
+/// per-process random hasher keys (the scenarios crate has no `rand`).
+fn random_bytes(n: usize) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let mut x = h.finish() | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
+    let first = lab.install().await?;
+    println!("first install:\n{first}");
+    ensure!(
+        first.changes() > 0,
+        "a fresh lab must need changes:\n{first}"
+    );
+    gluster_phase("first install", &first);
+    let shared = first
+        .steps
+        .iter()
+        .find(|s| s.step == "gluster")
+        .context("the install has no gluster step")?;
+    ensure!(
+        shared.warnings.iter().any(|w| w.contains("lab deviation")),
+        "the ping-timeout deviation was not reported: {:?}",
+        shared.warnings
+    );
+
+    let spec = lab.topology.shared_dir.clone();
+    let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
+    let hosts = lab.hosts();
+    let h1 = hosts[0].clone();
+
+    // The pool from host 1: all three, itself as localhost, all connected.
+    let others: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+    let peers = gluster::pool_list(h1.as_ref()).await?;
+    let pool = PoolSummary::of(&peers, &others);
+    println!("pool as `{}` sees it: {pool}", names[0]);
+    for p in &peers {
+        println!("  {} connected={} {:?}", p.hostname, p.connected, p.state);
+    }
+    ensure!(pool.is_complete(3), "pool incomplete: {pool}");
+    ensure!(
+        peers.iter().filter(|p| p.is_local()).count() == 1,
+        "no localhost entry"
+    );
+
+    // The volume: started, replicate, replica 3, the topology's bricks.
+    let volume = gluster::volume_info(h1.as_ref(), &spec.volume)
+        .await?
+        .with_context(|| format!("volume `{}` does not exist", spec.volume))?;
+    println!(
+        "volume `{}`: {:?} {:?} replica {} bricks {:?}",
+        volume.name,
+        volume.state,
+        volume.kind,
+        volume.replica_count,
+        volume.bricks.iter().map(|b| b.spec()).collect::<Vec<_>>()
+    );
+    ensure!(volume.state == VolumeState::Started);
+    ensure!(volume.kind == VolumeType::Replicate);
+    ensure!(volume.replica_count == 3 && volume.bricks.len() == 3);
+    for (b, name) in volume.bricks.iter().zip(&names) {
+        ensure!(
+            b.host == *name && b.path == spec.brick,
+            "brick `{}` is not `{name}:{}`",
+            b.spec(),
+            spec.brick
+        );
+    }
+    let want_timeout = spec.ping_timeout.map(|t| t.to_string());
+    ensure!(
+        volume.option(ke2lab::steps::gluster::PING_TIMEOUT) == want_timeout.as_deref(),
+        "ping-timeout {:?}, want {want_timeout:?}",
+        volume.option(ke2lab::steps::gluster::PING_TIMEOUT)
+    );
+
+    // Every brick online with a port and a process.
+    let status = gluster::volume_status(h1.as_ref(), &spec.volume).await?;
+    println!("volume status: {status}");
+    ensure!(
+        status.online_bricks() == 3,
+        "bricks not all online: {status}"
+    );
+    ensure!(
+        status
+            .bricks
+            .iter()
+            .all(|b| b.port.is_some() && b.pid.is_some())
+    );
+
+    // The FUSE mount on every host, read from the kernel's table.
+    for h in &hosts {
+        let text = h
+            .read_file("/proc/mounts")
+            .await?
+            .context("no /proc/mounts")?;
+        let mounts = parse_mounts(&String::from_utf8_lossy(&text));
+        let m = mount_at(&mounts, &spec.path)
+            .with_context(|| format!("nothing mounted at `{}` on `{}`", spec.path, h.name()))?;
+        ensure!(
+            m.fstype == GLUSTER_FSTYPE && m.source == format!("localhost:/{}", spec.volume),
+            "`{}` on `{}` is `{}` ({})",
+            spec.path,
+            h.name(),
+            m.source,
+            m.fstype
+        );
+    }
+
+    // A MiB of random bytes written on host 1 reads back identical on 2 and 3.
+    let body = random_bytes(1 << 20);
+    let file = format!("{}/ke2lab-replication-check.bin", spec.path);
+    h1.write_file(&file, &body, 0o644, "root").await?;
+    for h in &hosts[1..] {
+        let h: &dyn Host = h.as_ref();
+        wait_for(
+            &format!("`{file}` to read back identical on `{}`", h.name()),
+            Duration::from_secs(60),
+            || async {
+                match h.read_file(&file).await {
+                    Ok(Some(b)) if b == body => Poll::Ready(()),
+                    Ok(Some(b)) => Poll::NotYet(format!("{} bytes, different", b.len())),
+                    Ok(None) => Poll::NotYet("absent".into()),
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await?;
+    }
+    println!(
+        "1 MiB written on `{}` read back identical on the others",
+        names[0]
+    );
+    ke2lab::host::Cmd::new(["rm", "-f"])
+        .arg(file.clone())
+        .check(h1.as_ref())
+        .await?;
+
+    // No heal pending once the file is everywhere.
+    let heal = wait_for("no pending heal", Duration::from_secs(60), || async {
+        match gluster::heal_info(h1.as_ref(), &spec.volume).await {
+            Ok(h) if h.is_clean() => Poll::Ready(h),
+            Ok(h) => Poll::NotYet(format!("{} pending", h.total_pending())),
+            Err(e) => Poll::NotYet(e.to_string()),
+        }
+    })
+    .await?;
+    println!(
+        "heal info: {} pending over {} bricks",
+        heal.total_pending(),
+        heal.bricks.len()
+    );
+
+    // The SHARED_DIR layout, seen from every host.
+    for h in &hosts {
+        for d in LAYOUT {
+            let dir = format!("{}/{d}", spec.path);
+            let out = h
+                .run(&ke2lab::host::Cmd::new(["test", "-d"]).arg(dir.clone()))
+                .await?;
+            ensure!(
+                out.success(),
+                "`{dir}` is not a directory on `{}`",
+                h.name()
+            );
+        }
+        let key = format!("{}/{SECRET_KEY}", spec.path);
+        let out = h
+            .run(&ke2lab::host::Cmd::new(["test", "-f"]).arg(key.clone()))
+            .await?;
+        ensure!(out.success(), "`{key}` does not exist on `{}`", h.name());
+    }
+
+    let second = lab.install().await?;
+    println!("second install:\n{second}");
+    gluster_phase("re-provision", &second);
+    ensure!(
+        second.changes() == 0,
+        "re-provisioning changed things:\n{second}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn gluster_replica_3_shared_dir_and_reprovision_changes_nothing() -> Result<()> {
+    let topology = Topology::fixture("three-node")?.topology;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let run = lab.run.clone();
+    let outcome = shared_dir_works(&mut lab).await;
+    let docker = lab::connect().await?;
+    lab.finish(outcome).await?;
+    let left = lab::leftovers(&docker, Some(&run)).await?;
+    ensure!(
+        left.is_empty(),
+        "labelled resources left after teardown: {left:?}"
+    );
+    Ok(())
+}
