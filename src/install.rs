@@ -89,6 +89,7 @@ pub async fn install_database(cx: &Cx<'_>, report: &mut InstallReport) -> Result
     report
         .steps
         .push(steps::run(&postgres::Postgres, cx).await?);
+    report.steps.push(steps::run(&pgssh::PgSshKeys, cx).await?);
     report.steps.push(steps::run(&pgssh::PgSsh, cx).await?);
     report
         .steps

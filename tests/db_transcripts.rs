@@ -154,6 +154,8 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
         let in_recovery = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'";
         rec.rule(Rule::on(n, &isready, vec![Output::fail(2, "")]));
         rec.rule(Rule::on(n, in_recovery, vec![Output::fail(2, "no server")]));
+        // A rebuilt standby runs in recovery.
+        rec.rule(Rule::on(n, in_recovery, vec![Output::ok("t\n")]).when("standby"));
         if i == 0 {
             rec.rule(Rule::on(n, &isready, vec![Output::ok("")]).when("pg"));
             rec.rule(Rule::on(n, in_recovery, vec![Output::ok("f\n")]).when("pg"));
@@ -230,7 +232,8 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
                     ),
                     vec![Output::ok("")],
                 )
-                .sets(&rebuilt),
+                .sets(&rebuilt)
+                .sets_on(host, "standby"),
             );
         }
         rec.rule(Rule::on(

@@ -160,6 +160,11 @@ impl Cmd {
         out
     }
 
+    /// [`Cmd::check`] for a command built in place (the future owns it).
+    pub async fn check_owned(self, host: &dyn Host) -> Result<Output, HostError> {
+        self.check(host).await
+    }
+
     /// Runs the command and turns a non-zero exit into an error naming the
     /// host, the (redacted) command line and the tail of its stderr.
     pub async fn check(&self, host: &dyn Host) -> Result<Output, HostError> {

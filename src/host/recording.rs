@@ -43,8 +43,9 @@ pub struct Rule {
     /// The rule applies only once this flag is set on the host.
     when: Option<String>,
     /// Running a matching command sets this flag on the host (a state change
-    /// such as "PostgreSQL started" that later probes must see).
-    sets: Option<String>,
+    /// such as "PostgreSQL started" that later probes must see), or on the
+    /// named other host (a command that acts across hosts).
+    sets: Vec<(Option<String>, String)>,
     /// Running a matching command writes this file on the host (what a
     /// command such as `ssh-keygen` leaves behind).
     writes: Option<(String, Vec<u8>)>,
@@ -57,7 +58,7 @@ impl Rule {
             prefix: prefix.into(),
             outputs: outputs.into(),
             when: None,
-            sets: None,
+            sets: Vec::new(),
             writes: None,
         }
     }
@@ -77,7 +78,14 @@ impl Rule {
 
     /// A matching command sets `flag` on the host.
     pub fn sets(mut self, flag: impl Into<String>) -> Self {
-        self.sets = Some(flag.into());
+        self.sets.push((None, flag.into()));
+        self
+    }
+
+    /// A matching command sets `flag` on another host (e.g. an online
+    /// recovery run on the primary starts the standby's server).
+    pub fn sets_on(mut self, host: impl Into<String>, flag: impl Into<String>) -> Self {
+        self.sets.push((Some(host.into()), flag.into()));
         self
     }
 
@@ -235,10 +243,10 @@ impl Host for RecordingHost {
                 };
                 (out, r.sets.clone(), r.writes.clone())
             }
-            None => (Output::default(), None, None),
+            None => (Output::default(), Vec::new(), None),
         };
-        if let Some(f) = sets {
-            st.flags.insert((name.clone(), f));
+        for (on, f) in sets {
+            st.flags.insert((on.unwrap_or_else(|| name.clone()), f));
         }
         if let Some((path, body)) = writes {
             st.files.insert((name, path), body);

@@ -170,6 +170,12 @@ pub trait Step: Send + Sync {
     /// Applies one planned change.
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<Self::Action>) -> Result<(), StepError>;
 
+    /// Whether one host's changes never depend on another's, so hosts may be
+    /// changed side by side (each host's items still in order).
+    fn hosts_independent(&self) -> bool {
+        false
+    }
+
     /// Checks the step's outcome (runs also when nothing changed).
     async fn verify(&self, _cx: &Cx<'_>) -> Result<(), StepError> {
         Ok(())
@@ -183,20 +189,33 @@ pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError
     for w in &plan.warnings {
         tracing::warn!(step = step.name(), "{w}");
     }
-    let mut changes = Vec::new();
-    for item in &plan.items {
-        tracing::info!(
-            step = step.name(),
-            host = cx.name(item.host),
-            "{}",
-            item.summary
-        );
-        step.apply(cx, item).await?;
-        changes.push(Change {
+    if step.hosts_independent() {
+        // Each host's items in their planned order, hosts side by side.
+        let hosts: Vec<usize> = (0..cx.hosts.len()).collect();
+        futures_util::future::try_join_all(hosts.iter().map(|h| {
+            let mine: Vec<&Planned<S::Action>> =
+                plan.items.iter().filter(|i| i.host == *h).collect();
+            async move {
+                for item in mine {
+                    apply_logged(step, cx, item).await?;
+                }
+                Ok::<_, StepError>(())
+            }
+        }))
+        .await?;
+    } else {
+        for item in &plan.items {
+            apply_logged(step, cx, item).await?;
+        }
+    }
+    let changes = plan
+        .items
+        .iter()
+        .map(|item| Change {
             host: cx.name(item.host).to_string(),
             summary: item.summary.clone(),
-        });
-    }
+        })
+        .collect();
     step.verify(cx).await?;
     Ok(StepReport {
         step: step.name(),
@@ -204,6 +223,36 @@ pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError
         warnings: plan.warnings,
         elapsed: start.elapsed(),
     })
+}
+
+async fn apply_logged<S: Step>(
+    step: &S,
+    cx: &Cx<'_>,
+    item: &Planned<S::Action>,
+) -> Result<(), StepError> {
+    tracing::info!(
+        step = step.name(),
+        host = cx.name(item.host),
+        "{}",
+        item.summary
+    );
+    step.apply(cx, item).await
+}
+
+/// Plans every host concurrently with `f` (one host's plan each) and merges
+/// the plans in host order.
+pub async fn plan_hosts<A, F, Fut>(cx: &Cx<'_>, f: F) -> Result<Plan<A>, StepError>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Plan<A>, StepError>>,
+{
+    let plans = futures_util::future::try_join_all((0..cx.hosts.len()).map(f)).await?;
+    let mut out = Plan::default();
+    for p in plans {
+        out.items.extend(p.items);
+        out.warnings.extend(p.warnings);
+    }
+    Ok(out)
 }
 
 /// Runs `f` for every host concurrently and collects the results in host

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::files::{Act, want_block, want_dir, want_file, want_lines};
 use super::postgres::current_primary;
-use super::{Cx, Plan, Planned, Step, StepError, each_host};
+use super::{Cx, Plan, Planned, Step, StepError, each_host, plan_hosts};
 use crate::host::Cmd;
 use crate::layout::Layout;
 use crate::probe::{net, pgpool as probe};
@@ -86,12 +86,16 @@ impl Step for PgpoolConfig {
         "pgpool"
     }
 
+    fn hosts_independent(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<PgpoolAction>, StepError> {
         let creds = cx.creds("pgpool")?;
         let t = cx.topology;
         let primary = current_primary(cx).await?;
-        let mut plan = Plan::default();
-        for i in 0..cx.hosts.len() {
+        plan_hosts(cx, |i| async move {
+            let mut plan = Plan::default();
             let h = cx.host(i);
             let l = Layout::of(t.hosts[i].platform);
             let (iface, prefix) = vip_interface(cx, i).await?;
@@ -254,8 +258,9 @@ impl Step for PgpoolConfig {
             if changed && h.run(&l.pgpool_running()).await?.success() {
                 plan.push(i, "reload Pgpool-II", PgpoolAction::Reload);
             }
-        }
-        Ok(plan)
+            Ok(plan)
+        })
+        .await
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<PgpoolAction>) -> Result<(), StepError> {
@@ -331,16 +336,19 @@ impl Step for PgpoolStart {
         let h = cx.host(item.host);
         let l = Layout::of(cx.topology.hosts[item.host].platform);
         l.pgpool_start().check(h).await?;
-        // The next host starts only once this one answers PCP, so the
-        // primary's Pgpool-II is the first watchdog member (document order).
-        let pcp = cx.topology.ports.pcp;
-        let pass = pcppass_path(l);
+        // The next host starts once this one's Pgpool-II process runs, so the
+        // primary's is started first (document order). Waiting for it to
+        // answer PCP would cost the lone watchdog's whole start-up (about
+        // 14 s of LOADING/JOINING timers); members that start together form
+        // the cluster at once. Verification waits for all of them.
+        let running = l.pgpool_running();
         wait_for(
-            &format!("Pgpool-II on `{}` to answer PCP", h.name()),
+            &format!("the Pgpool-II process on `{}`", h.name()),
             self.settle,
             || async {
-                match probe::node_info(h, pcp, &pass, 0).await {
-                    Ok(_) => Poll::Ready(()),
+                match h.run(&running).await {
+                    Ok(o) if o.success() => Poll::Ready(()),
+                    Ok(_) => Poll::NotYet("not running".into()),
                     Err(e) => Poll::NotYet(e.to_string()),
                 }
             },
@@ -387,6 +395,15 @@ impl Step for PgpoolStart {
     }
 }
 
+/// What the recovery step does to one node.
+#[derive(Clone, Copy, Debug)]
+pub enum RecoveryAction {
+    /// Rebuild the node from the primary (`pcp_recovery_node`).
+    Recover(usize),
+    /// The node's standby runs; only Pgpool-II must take it back.
+    Attach(usize),
+}
+
 /// Step 7, second half: every node that Pgpool-II sees down is rebuilt from
 /// the primary by online recovery (`pcp_recovery_node`), as the document does.
 pub struct Recovery {
@@ -413,51 +430,101 @@ async fn node_infos(cx: &Cx<'_>, on: usize) -> Result<Vec<probe::NodeInfo>, Step
 
 #[async_trait]
 impl Step for Recovery {
-    type Action = usize;
+    type Action = RecoveryAction;
 
     fn name(&self) -> &'static str {
         "recovery"
     }
 
-    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<usize>, StepError> {
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<RecoveryAction>, StepError> {
         let primary = current_primary(cx).await?;
         let infos = node_infos(cx, primary).await?;
         let mut plan = Plan::default();
         for (id, n) in infos.iter().enumerate() {
-            if id != primary && !n.is_up() {
+            if id == primary {
+                continue;
+            }
+            // PostgreSQL's own answer decides, not Pgpool-II's status: right
+            // after Pgpool-II starts, a node that does not run yet can still
+            // show as up until its health check fails.
+            let l = Layout::of(cx.topology.hosts[id].platform);
+            let out = cx
+                .host(id)
+                .run(&super::postgres::psql(
+                    l,
+                    "postgres",
+                    "SELECT pg_is_in_recovery()",
+                ))
+                .await?;
+            let standby_runs = out.success() && out.stdout_lossy().trim() == "t";
+            if !standby_runs {
                 plan.push(
                     id,
                     format!("rebuild node {id} by online recovery from the primary"),
+                    RecoveryAction::Recover(id),
+                );
+            } else if !n.is_up() {
+                plan.push(
                     id,
+                    format!("attach node {id} (a running standby Pgpool-II sees down)"),
+                    RecoveryAction::Attach(id),
                 );
             }
         }
         Ok(plan)
     }
 
-    async fn apply(&self, cx: &Cx<'_>, item: &Planned<usize>) -> Result<(), StepError> {
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<RecoveryAction>) -> Result<(), StepError> {
+        let (tool, id) = match item.action {
+            RecoveryAction::Recover(id) => ("pcp_recovery_node", id),
+            RecoveryAction::Attach(id) => ("pcp_attach_node", id),
+        };
         let target = cx.host(item.host);
         let lt = Layout::of(cx.topology.hosts[item.host].platform);
         // A PostgreSQL running on the target (the package's own cluster on a
         // fresh Debian host) would be overwritten under its feet.
-        if target.run(&lt.pg_isready()).await?.success() {
+        if tool == "pcp_recovery_node" && target.run(&lt.pg_isready()).await?.success() {
             lt.pg_stop().check(target).await?;
         }
         let primary = current_primary(cx).await?;
+        let ph = cx.host(primary);
         let l = Layout::of(cx.topology.hosts[primary].platform);
-        Cmd::new([
-            "env".to_string(),
-            format!("PCPPASSFILE={}", pcppass_path(l)),
-            "pcp_recovery_node".into(),
-        ])
-        .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
-        .arg("-p")
-        .arg(cx.topology.ports.pcp.to_string())
-        .arg("-n")
-        .arg(item.action.to_string())
-        .user("postgres")
-        .check(cx.host(primary))
-        .await?;
+        let pcp = |tool: &str| {
+            Cmd::new([
+                "env".to_string(),
+                format!("PCPPASSFILE={}", pcppass_path(l)),
+                tool.to_string(),
+            ])
+            .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
+            .arg("-p")
+            .arg(cx.topology.ports.pcp.to_string())
+            .arg("-n")
+            .arg(id.to_string())
+            .user("postgres")
+        };
+        if tool == "pcp_recovery_node" {
+            // Pgpool-II refuses to recover a node it still counts as alive
+            // ("node id: 1 is alive"); right after its start it does so
+            // until the health check gives up. The node's PostgreSQL does
+            // not run, so detaching it says what is true, at once.
+            let info = probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await?;
+            if info.is_up() {
+                pcp("pcp_detach_node").check(ph).await?;
+            }
+            wait_for(
+                &format!("Pgpool-II to see node {id} down before its recovery"),
+                Duration::from_secs(60),
+                || async {
+                    match probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await {
+                        Ok(n) if !n.is_up() => Poll::Ready(()),
+                        Ok(n) => Poll::NotYet(n.status_name),
+                        Err(e) => Poll::NotYet(e.to_string()),
+                    }
+                },
+            )
+            .await?;
+        }
+        pcp(tool).check(ph).await?;
         Ok(())
     }
 

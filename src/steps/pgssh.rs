@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use super::files::{Act, want_dir};
-use super::{Cx, Plan, Planned, Step, StepError, each_host};
+use super::{Cx, Plan, Planned, Step, StepError, each_host, plan_hosts};
 use crate::host::{Cmd, Host};
 use crate::layout::Layout;
 use crate::topology::Platform;
@@ -22,6 +22,8 @@ pub enum SshAction {
     Authorize,
 }
 
+/// The key pairs (`pgssh-keys`), then the trust between hosts (`pgssh`).
+pub struct PgSshKeys;
 pub struct PgSsh;
 
 const TAG: &str = "ke2lab:";
@@ -66,6 +68,43 @@ async fn read_pubkeys(cx: &Cx<'_>) -> Result<Vec<Option<String>>, StepError> {
 }
 
 #[async_trait]
+impl Step for PgSshKeys {
+    type Action = SshAction;
+
+    fn name(&self) -> &'static str {
+        "pgssh-keys"
+    }
+
+    fn hosts_independent(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<SshAction>, StepError> {
+        plan_hosts(cx, |i| async move {
+            let mut plan = Plan::default();
+            let l = Layout::of(cx.topology.hosts[i].platform);
+            let dir = l.in_home(".ssh");
+            if let Some(a) = want_dir(cx.host(i), &dir, "postgres:postgres", 0o700).await? {
+                plan.push(i, format!("create `{dir}`"), SshAction::Act(a));
+            }
+            if cx.host(i).read_file(&pubkey_path(l)).await?.is_none() {
+                plan.push(
+                    i,
+                    "generate the postgres key pair `id_rsa_pgpool`",
+                    SshAction::KeyGen,
+                );
+            }
+            Ok(plan)
+        })
+        .await
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<SshAction>) -> Result<(), StepError> {
+        PgSsh.apply(cx, item).await
+    }
+}
+
+#[async_trait]
 impl Step for PgSsh {
     type Action = SshAction;
 
@@ -73,48 +112,36 @@ impl Step for PgSsh {
         "pgssh"
     }
 
+    fn hosts_independent(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<SshAction>, StepError> {
-        let mut plan = Plan::default();
         let keys = read_pubkeys(cx).await?;
         let names: Vec<String> = cx.topology.hosts.iter().map(|h| h.name.clone()).collect();
-        for (i, key) in keys.iter().enumerate() {
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        let (keys, names) = (&keys, &names);
+        plan_hosts(cx, |i| async move {
+            let mut plan = Plan::default();
             let l = Layout::of(cx.topology.hosts[i].platform);
-            let dir = l.in_home(".ssh");
-            if let Some(a) = want_dir(cx.host(i), &dir, "postgres:postgres", 0o700).await? {
-                plan.push(i, format!("create `{dir}`"), SshAction::Act(a));
-            }
-            if key.is_none() {
-                plan.push(
-                    i,
-                    "generate the postgres key pair `id_rsa_pgpool`",
-                    SshAction::KeyGen,
-                );
-            }
-        }
-        let all_known = keys.iter().all(Option::is_some);
-        for i in 0..cx.hosts.len() {
-            let l = Layout::of(cx.topology.hosts[i].platform);
-            let needs = if all_known {
-                let keys: Vec<String> = keys.iter().flatten().cloned().collect();
-                let cur = cx
-                    .host(i)
-                    .read_file(&authorized_path(l))
-                    .await?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
-                cur.as_deref()
-                    .is_none_or(|c| authorized_keys(c, &keys, &names) != c)
-            } else {
-                true
-            };
-            if needs {
+            let cur = cx
+                .host(i)
+                .read_file(&authorized_path(l))
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            if cur
+                .as_deref()
+                .is_none_or(|c| authorized_keys(c, keys, names) != c)
+            {
                 plan.push(
                     i,
                     "authorize every host's postgres key",
                     SshAction::Authorize,
                 );
             }
-        }
-        Ok(plan)
+            Ok(plan)
+        })
+        .await
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<SshAction>) -> Result<(), StepError> {
@@ -179,7 +206,7 @@ impl Step for PgSsh {
             let names = names.clone();
             async move {
                 let l = Layout::of(cx.topology.hosts[i].platform);
-                for n in &names {
+                futures_util::future::try_join_all(names.iter().map(|n| {
                     Cmd::new(["ssh", "-i"])
                         .arg(l.ssh_key())
                         .args_from([
@@ -197,9 +224,9 @@ impl Step for PgSsh {
                         .arg(format!("postgres@{n}"))
                         .arg("true")
                         .user("postgres")
-                        .check(h)
-                        .await?;
-                }
+                        .check_owned(h)
+                }))
+                .await?;
                 Ok(())
             }
         })

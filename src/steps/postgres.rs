@@ -18,7 +18,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::files::{Act, want_block, want_dir};
-use super::{Cx, Plan, Planned, Step, StepError, each_host};
+use super::{Cx, Plan, Planned, Step, StepError, each_host, plan_hosts};
 use crate::host::{Cmd, Host};
 use crate::layout::Layout;
 use crate::render::pg::{PgParams, pg_hba, postgresql_conf};
@@ -276,11 +276,15 @@ impl Step for Postgres {
         "postgres"
     }
 
+    fn hosts_independent(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<PgAction>, StepError> {
         let creds = cx.creds("postgres")?;
         let primary = current_primary(cx).await?;
-        let mut plan = Plan::default();
-        for i in 0..cx.hosts.len() {
+        plan_hosts(cx, |i| async move {
+            let mut plan = Plan::default();
             let h = cx.host(i);
             let l = Layout::of(cx.topology.hosts[i].platform);
             let is_primary = i == primary;
@@ -347,7 +351,7 @@ impl Step for Postgres {
                         PgAction::Act(Act::Run(vec![l.pg_stop()])),
                     );
                 }
-                continue;
+                return Ok(plan);
             }
             let running = h.run(&l.pg_isready()).await?.success();
             if !running {
@@ -361,7 +365,7 @@ impl Step for Postgres {
                     "create roles, passwords, database and extension",
                     PgAction::Catalog,
                 );
-                continue;
+                return Ok(plan);
             }
             if config_changed {
                 plan.push(
@@ -377,8 +381,9 @@ impl Step for Postgres {
                     PgAction::Catalog,
                 );
             }
-        }
-        Ok(plan)
+            Ok(plan)
+        })
+        .await
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<PgAction>) -> Result<(), StepError> {
