@@ -89,9 +89,13 @@ impl Layout {
 
     /// Exit 0 when PostgreSQL accepts connections on its socket.
     pub fn pg_isready(&self) -> Cmd {
+        // As postgres: an unnamed user would be root, which the server logs
+        // as a failed login on every probe.
         Cmd::new([
             self.pg_tool("pg_isready"),
             "-q".into(),
+            "-U".into(),
+            "postgres".into(),
             "-h".into(),
             self.socket_dir.into(),
         ])

@@ -150,7 +150,11 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             );
         }
         // PostgreSQL: only the primary runs before recovery.
-        let isready = format!("{} -q -h {}", l.pg_tool("pg_isready"), l.socket_dir);
+        let isready = format!(
+            "{} -q -U postgres -h {}",
+            l.pg_tool("pg_isready"),
+            l.socket_dir
+        );
         let in_recovery = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'";
         rec.rule(Rule::on(n, &isready, vec![Output::fail(2, "")]));
         rec.rule(Rule::on(n, in_recovery, vec![Output::fail(2, "no server")]));
