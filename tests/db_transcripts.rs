@@ -3,9 +3,7 @@
 //! as snapshots; the scripted hosts change state as the commands act on
 //! them, so the second run must change nothing. No password may appear.
 
-use std::sync::Arc;
-
-use ke2lab::host::{Host, Output, Recorder, Rule};
+use ke2lab::host::{Output, Recorder, Rule};
 use ke2lab::install::{InstallReport, install_database};
 use ke2lab::layout::Layout;
 use ke2lab::steps::Cx;
@@ -254,11 +252,7 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
 async fn transcripts(platform: Platform) -> (String, String) {
     let t = topology(platform);
     let rec = scripted(&t, platform);
-    let hosts: Vec<Arc<dyn Host>> = t
-        .hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect();
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let c = creds();
     let cx = Cx::new(&t, &hosts).with_credentials(&c);
     let mut first = InstallReport::default();

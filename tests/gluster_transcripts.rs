@@ -30,10 +30,7 @@ fn topology() -> Topology {
 }
 
 fn hosts_of(t: &Topology, rec: &Recorder) -> Vec<Arc<dyn Host>> {
-    t.hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect()
+    rec.hosts(t.hosts.iter().map(|h| h.name.as_str()))
 }
 
 /// Step 4 and the layout (this file's subject), as the install runs them.

@@ -2,9 +2,7 @@
 //! on each platform, as snapshots, and the idempotence contract (a second run
 //! against the state the first one left changes nothing).
 
-use std::sync::Arc;
-
-use ke2lab::host::{Host, Output, Recorder, Rule};
+use ke2lab::host::{Output, Recorder, Rule};
 use ke2lab::install::{InstallReport, install_swarm};
 use ke2lab::steps::Cx;
 use ke2lab::steps::StepError;
@@ -108,11 +106,7 @@ async fn transcript_of(
 ) -> (String, String) {
     let t = topology(fixture, platform);
     let rec = fresh_hosts(&t, engine_installed);
-    let hosts: Vec<Arc<dyn Host>> = t
-        .hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect();
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let cx = Cx::new(&t, &hosts);
     let first = install(&cx).await.unwrap();
     assert!(first.changes() > 0);
@@ -165,11 +159,7 @@ async fn a_swarm_with_another_data_path_port_is_refused_naming_the_host() {
         "docker info",
         vec![active("n0", 4789)],
     ));
-    let hosts: Vec<Arc<dyn Host>> = t
-        .hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect();
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
     assert_eq!(
         e,
@@ -183,11 +173,7 @@ async fn vmxnet3_with_4789_warns_before_init() {
     let mut t = topology("three-node-vmxnet3", Platform::Debian);
     t.swarm.data_path_port = ke2lab::topology::DataPathPort::Port(4789);
     let rec = fresh_hosts(&t, true);
-    let hosts: Vec<Arc<dyn Host>> = t
-        .hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect();
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let report = install(&Cx::new(&t, &hosts)).await.unwrap();
     let swarm = report.steps.iter().find(|s| s.step == "swarm").unwrap();
     assert_eq!(swarm.warnings.len(), 1);
@@ -210,11 +196,7 @@ async fn a_failing_command_names_host_command_and_stderr() {
             format!("Error response from daemon: bad token {TOKEN}"),
         )],
     ));
-    let hosts: Vec<Arc<dyn Host>> = t
-        .hosts
-        .iter()
-        .map(|h| Arc::new(rec.host(&h.name)) as Arc<dyn Host>)
-        .collect();
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
     assert_eq!(
         e,

@@ -124,6 +124,14 @@ impl Recorder {
         }
     }
 
+    /// One host per name, as the steps take them.
+    pub fn hosts<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<Arc<dyn Host>> {
+        names
+            .into_iter()
+            .map(|n| Arc::new(self.host(n)) as Arc<dyn Host>)
+            .collect()
+    }
+
     /// Adds a scripted answer. Later rules win over earlier ones, so a test
     /// can refine a general default.
     pub fn rule(&self, rule: Rule) -> &Self {

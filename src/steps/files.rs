@@ -68,21 +68,7 @@ pub async fn want_block(
     mode: u32,
     owner: &str,
 ) -> Result<Option<Act>, StepError> {
-    let current = host.read_file(path).await?;
-    let text = current
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default();
-    let wanted = replace_block(&text, body);
-    if current.is_some() && wanted == text {
-        return Ok(None);
-    }
-    Ok(Some(Act::Write {
-        path: path.to_string(),
-        body: wanted.into_bytes(),
-        mode,
-        owner: owner.to_string(),
-    }))
+    want_derived(host, path, mode, owner, |text| replace_block(text, body)).await
 }
 
 /// The file with every `(key, line)` present once: a line whose key (the
@@ -95,14 +81,25 @@ pub async fn want_lines(
     mode: u32,
     owner: &str,
 ) -> Result<Option<Act>, StepError> {
+    want_derived(host, path, mode, owner, |text| merge_lines(text, lines)).await
+}
+
+/// The file as `derive` makes it from its current text (empty when absent),
+/// with this mode and owner.
+async fn want_derived(
+    host: &dyn Host,
+    path: &str,
+    mode: u32,
+    owner: &str,
+    derive: impl FnOnce(&str) -> String,
+) -> Result<Option<Act>, StepError> {
     let current = host.read_file(path).await?;
     let text = current
         .as_deref()
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .unwrap_or_default();
-    let wanted = merge_lines(&text, lines);
-    let meta_ok = current.is_some() && meta_matches(host, path, mode, owner).await?;
-    if current.is_some() && wanted == text && meta_ok {
+    let wanted = derive(&text);
+    if current.is_some() && wanted == text && meta_matches(host, path, mode, owner).await? {
         return Ok(None);
     }
     Ok(Some(Act::Write {
