@@ -100,5 +100,6 @@ pub async fn install_database(cx: &Cx<'_>, report: &mut InstallReport) -> Result
     report
         .steps
         .push(steps::run(&pgpool::Recovery::default(), cx).await?);
+    report.steps.push(steps::run(&postgres::PgSync, cx).await?);
     Ok(())
 }

@@ -343,6 +343,15 @@ impl Lab {
             .ok_or_else(|| anyhow!("the lab has no host `{name}`"))
     }
 
+    /// The container of the host called `name`.
+    pub fn container_of(&self, name: &str) -> Result<String> {
+        self.hosts
+            .iter()
+            .find(|h| h.name() == name)
+            .map(|h| h.container().to_string())
+            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))
+    }
+
     /// The same hosts reached over SSH with the run's key, as real servers
     /// would be.
     pub fn ssh_hosts(&self) -> Vec<Arc<dyn Host>> {

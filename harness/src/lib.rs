@@ -6,8 +6,10 @@
 
 pub mod container_host;
 pub mod engine;
+pub mod faults;
 pub mod image;
 pub mod lab;
+pub mod writer;
 
 /// Every container, network and volume the harness creates carries this
 /// label with the run id, so that `ke2lab down --all` can reap any leftover.

@@ -25,7 +25,21 @@ pub struct PgParams<'a> {
     pub prefix: u8,
 }
 
-/// The KE2 block of `postgresql.conf`.
+/// The `synchronous_standby_names` value for the topology: any one standby
+/// must confirm each commit, so one lost host still leaves one to confirm.
+pub fn synchronous_standby_names(t: &Topology) -> String {
+    let names = t
+        .hosts
+        .iter()
+        .map(|h| format!("\"{}\"", h.name))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("ANY 1 ({names})")
+}
+
+/// The KE2 block of `postgresql.conf`. Synchronous replication is not set
+/// here: a primary that waits for a standby before any exists could not
+/// even create its roles; the `pg-sync` step sets it once standbys stream.
 pub fn postgresql_conf(p: &PgParams) -> String {
     let t = p.topology;
     let archive = format!("cp \"%p\" \"{}/%f\"", t.postgres.archive_dir);
@@ -40,22 +54,6 @@ pub fn postgresql_conf(p: &PgParams) -> String {
     let _ = writeln!(s, "max_wal_senders = {MAX_WAL_SENDERS}");
     let _ = writeln!(s, "max_replication_slots = {MAX_REPLICATION_SLOTS}");
     let _ = writeln!(s, "hot_standby = on");
-    if t.postgres.synchronous {
-        // Any one standby must confirm each commit: with three nodes, one
-        // lost host still leaves a standby to confirm.
-        let names = t
-            .hosts
-            .iter()
-            .map(|h| format!("\"{}\"", h.name))
-            .collect::<Vec<_>>()
-            .join(",");
-        let _ = writeln!(
-            s,
-            "synchronous_standby_names = {}",
-            conf_quote(&format!("ANY 1 ({names})"))
-        );
-        let _ = writeln!(s, "synchronous_commit = on");
-    }
     s
 }
 
@@ -308,17 +306,10 @@ mod tests {
 
     #[test]
     fn synchronous_names_every_host() {
-        let mut t = topo(Platform::Debian);
-        t.postgres.synchronous = true;
-        let p = PgParams {
-            topology: &t,
-            layout: Layout::of(Platform::Debian),
-            interface: "eth0",
-            prefix: 24,
-        };
-        assert!(postgresql_conf(&p).contains(
-            "synchronous_standby_names = 'ANY 1 (\"ke2-server1\",\"ke2-server2\",\"ke2-server3\")'"
-        ));
+        assert_eq!(
+            synchronous_standby_names(&topo(Platform::Debian)),
+            "ANY 1 (\"ke2-server1\",\"ke2-server2\",\"ke2-server3\")"
+        );
     }
 
     proptest! {

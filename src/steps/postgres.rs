@@ -399,6 +399,66 @@ impl Step for Postgres {
     }
 }
 
+/// Synchronous replication (topology `postgres.synchronous`), set on the
+/// primary with `ALTER SYSTEM` once the standbys stream: it lives in
+/// `postgresql.auto.conf`, which base backups and pg_rewind carry, so a
+/// promoted standby keeps it. Turning the option off resets it.
+pub struct PgSync;
+
+#[async_trait]
+impl Step for PgSync {
+    type Action = String;
+
+    fn name(&self) -> &'static str {
+        "pg-sync"
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<String>, StepError> {
+        let primary = current_primary(cx).await?;
+        let h = cx.host(primary);
+        let l = Layout::of(cx.topology.hosts[primary].platform);
+        let want = if cx.topology.postgres.synchronous {
+            crate::render::pg::synchronous_standby_names(cx.topology)
+        } else {
+            String::new()
+        };
+        let have = psql(l, "postgres", "SHOW synchronous_standby_names")
+            .check(h)
+            .await?
+            .stdout_lossy()
+            .trim()
+            .to_string();
+        let mut plan = Plan::default();
+        if have != want {
+            let summary = if want.is_empty() {
+                "turn synchronous replication off".to_string()
+            } else {
+                format!("make replication synchronous (`{want}`)")
+            };
+            plan.push(primary, summary, want);
+        }
+        Ok(plan)
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, item: &Planned<String>) -> Result<(), StepError> {
+        let h = cx.host(item.host);
+        let l = Layout::of(cx.topology.hosts[item.host].platform);
+        let sql = if item.action.is_empty() {
+            "ALTER SYSTEM RESET synchronous_standby_names".to_string()
+        } else {
+            format!(
+                "ALTER SYSTEM SET synchronous_standby_names = {}",
+                sql_literal(&item.action)
+            )
+        };
+        psql(l, "postgres", &sql).check(h).await?;
+        psql(l, "postgres", "SELECT pg_reload_conf()")
+            .check(h)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Waits for PostgreSQL to accept connections after a start.
 async fn wait_ready(h: &dyn Host, l: &Layout) -> Result<(), StepError> {
     let name = h.name().to_string();

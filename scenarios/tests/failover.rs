@@ -1,0 +1,199 @@
+//! Cluster tier: the primary's PostgreSQL dies while a writer commits
+//! through the VIP. A standby is promoted, the other follows it, writes go
+//! on; the old primary is rebuilt as a standby by online recovery. RTO and
+//! lost acknowledged commits are measured and reported (with the document's
+//! asynchronous replication the loss is reported, not asserted; the
+//! synchronous variant asserts none).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_harness::writer::{TABLE, Target, Writer};
+
+const T: Duration = Duration::from_secs(5);
+
+async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
+    let t = &lab.topology;
+    let c = lab.credentials()?;
+    Ok(pgpool::show_pool_nodes(
+        t.network.vip,
+        t.ports.pgpool,
+        "pgpool",
+        c.pgpool.expose(),
+        T,
+    )
+    .await?)
+}
+
+async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
+    lab.install().await?;
+    let t = lab.topology.clone();
+    let creds = lab.credentials()?;
+    let target = Target {
+        addr: t.network.vip,
+        port: t.ports.pgpool,
+        user: "kompira".into(),
+        password: creds.kompira.expose().to_string(),
+        database: t.postgres.database.clone(),
+    };
+    let before = pool_nodes(lab).await?;
+    ensure!(
+        PoolSummary::of(&before).is_healthy(3),
+        "not healthy before the fault"
+    );
+    let old = before
+        .iter()
+        .find(|n| n.is_primary())
+        .unwrap()
+        .hostname
+        .clone();
+    // The replication mode is the one asked for: `ANY 1 (...)` shows as
+    // `quorum` on the standbys, the document's default as `async`.
+    let mode = if synchronous { "quorum" } else { "async" };
+    for n in before.iter().filter(|n| !n.is_primary()) {
+        ensure!(
+            n.replication_sync_state == mode,
+            "standby `{}` replicates `{}`, want `{mode}`",
+            n.hostname,
+            n.replication_sync_state
+        );
+    }
+
+    let writer = Writer::start(target.clone()).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut faults = Faults::new(lab);
+    let killed_at = faults.kill_service(&old, Service::Postgres).await?;
+
+    let promoted = wait_for(
+        "a standby to be promoted",
+        Duration::from_secs(120),
+        || async {
+            match pool_nodes(lab).await {
+                Ok(n) => match n.iter().find(|n| n.is_primary() && n.is_up()) {
+                    Some(p) if p.hostname != old && p.pg_role == "primary" => {
+                        Poll::Ready(p.hostname.clone())
+                    }
+                    _ => Poll::NotYet(PoolSummary::of(&n).to_string()),
+                },
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let promotion = killed_at.elapsed();
+    let other = t
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .find(|h| *h != old && *h != promoted)
+        .unwrap();
+    wait_for(
+        &format!("`{other}` to stream from the new primary `{promoted}`"),
+        Duration::from_secs(120),
+        || async {
+            match pool_nodes(lab).await {
+                Ok(n) => match n.iter().find(|n| n.hostname == other) {
+                    Some(o) if o.is_streaming_standby() => Poll::Ready(()),
+                    Some(o) => Poll::NotYet(format!("{o:?}")),
+                    None => Poll::NotYet("no row".into()),
+                },
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let followed = killed_at.elapsed();
+    // Writes go on through the VIP.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = writer.stop().await;
+    let rto = report.rto_after(killed_at);
+    ensure!(rto.is_some(), "no write succeeded after the kill");
+
+    // The old primary comes back as a standby by online recovery (a
+    // re-provision finds it not running as a standby and recovers it).
+    let rebuilt_at = Instant::now();
+    lab.install().await?;
+    let after = pool_nodes(lab).await?;
+    ensure!(
+        PoolSummary::of(&after).is_healthy(3),
+        "after recovery: {}",
+        PoolSummary::of(&after)
+    );
+    let old_row = after.iter().find(|n| n.hostname == old).unwrap();
+    ensure!(
+        old_row.is_streaming_standby(),
+        "old primary is not a streaming standby: {old_row:?}"
+    );
+    let rebuilt = rebuilt_at.elapsed();
+
+    // Acknowledged commits missing on the new primary.
+    let c = pgpool::connect(
+        target.addr,
+        target.port,
+        &target.user,
+        &target.password,
+        &target.database,
+        T,
+    )
+    .await?;
+    let present: BTreeSet<i64> = c
+        .query(&format!("SELECT id FROM {TABLE}"), &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let acked = report.acknowledged();
+    let lost: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    println!(
+        "failover ({}): killed PostgreSQL on `{old}`; `{promoted}` primary after {:.1}s, `{other}` following after {:.1}s; \
+         RTO {:.1}s; {} acknowledged commits, {} lost; old primary rebuilt in {:.1}s",
+        if synchronous {
+            "synchronous"
+        } else {
+            "asynchronous"
+        },
+        promotion.as_secs_f64(),
+        followed.as_secs_f64(),
+        rto.unwrap().as_secs_f64(),
+        acked.len(),
+        lost.len(),
+        rebuilt.as_secs_f64()
+    );
+    if synchronous {
+        ensure!(
+            lost.is_empty(),
+            "synchronous replication lost acknowledged commits: {lost:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn scenario(synchronous: bool) -> Result<()> {
+    let mut topology = Topology::fixture("three-node")?.topology;
+    topology.postgres.synchronous = synchronous;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = failover(&mut lab, synchronous).await;
+    lab.finish(outcome).await
+}
+
+#[tokio::test]
+async fn primary_failover_async_reports_rto_and_lost_commits() -> Result<()> {
+    scenario(false).await
+}
+
+#[tokio::test]
+async fn primary_failover_sync_loses_no_acknowledged_commit() -> Result<()> {
+    scenario(true).await
+}
