@@ -415,6 +415,16 @@ impl Lab {
         Err(anyhow!("no host answered pcp_watchdog_info: {last:?}"))
     }
 
+    /// Steps 1-3 only (engine, firewall, swarm): for scenarios about the
+    /// swarm alone.
+    pub async fn install_swarm(&mut self) -> Result<InstallReport> {
+        let hosts = self.hosts();
+        let cx = Cx::new(&self.topology, &hosts);
+        let mut report = InstallReport::default();
+        ke2lab::install::install_swarm(&cx, &mut report).await?;
+        Ok(report)
+    }
+
     /// The run's passwords: explicit or document defaults per the topology,
     /// otherwise generated once and kept (mode 0600) in the run's state
     /// directory, so a re-provision uses the same ones.
@@ -777,6 +787,29 @@ impl Lab {
     /// Ends a scenario: removes the lab, unless the scenario failed and
     /// keeping was asked for; then it prints how to reach the hosts.
     pub async fn finish<T>(self, outcome: Result<T>) -> Result<T> {
+        if let Err(e) = &outcome {
+            let mut events: Vec<String> = self
+                .phases
+                .iter()
+                .map(|p| {
+                    format!(
+                        "phase {} {:.2}s {}",
+                        p.name,
+                        p.elapsed.as_secs_f64(),
+                        p.detail
+                    )
+                })
+                .collect();
+            events.push(format!("failure: {e:#}"));
+            match crate::artifacts::collect(&self, &events).await {
+                Ok(dir) => eprintln!(
+                    "failure evidence of run `{}` in `{}`",
+                    self.run,
+                    dir.display()
+                ),
+                Err(e) => eprintln!("cannot collect failure evidence: {e:#}"),
+            }
+        }
         if outcome.is_err() && keep_on_failure() {
             eprintln!(
                 "scenario failed; hosts of run `{}` kept: `ke2lab exec --run {} {} -- sh`, \

@@ -1,0 +1,132 @@
+//! Failure evidence: when a scenario fails, each host's logs and state go to
+//! `target/ke2lab/artifacts/<run>/<host>/`, with every password of the run
+//! replaced by `***` before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ke2lab::host::{Cmd, Host};
+use ke2lab::layout::Layout;
+
+use crate::lab::{Lab, home};
+
+/// Files copied from each host (absent ones are skipped).
+const FILES: [&str; 5] = [
+    "/var/log/dockerd.log",
+    "/var/log/glusterfs/glusterd.log",
+    "/var/log/postgresql/postgresql-17-main.log",
+    "/var/log/sshd.log",
+    "/etc/pgpool2/pgpool.conf",
+];
+
+/// Commands whose output is kept, by file name.
+fn commands(l: &Layout) -> Vec<(&'static str, Cmd)> {
+    vec![
+        (
+            "docker-node-ls.json",
+            Cmd::new(["docker", "node", "ls", "--format", "{{json .}}"]),
+        ),
+        (
+            "docker-info-swarm.json",
+            Cmd::new(["docker", "info", "--format", "{{json .Swarm}}"]),
+        ),
+        (
+            "gluster-volume-status.xml",
+            Cmd::new(["gluster", "volume", "status", "all", "--xml"]),
+        ),
+        ("ip-addr.json", Cmd::new(["ip", "-j", "addr", "show"])),
+        (
+            "pcp-watchdog-info.txt",
+            ke2lab::probe::pgpool::watchdog_info_cmd(9898, &l.in_home(".pcppass")),
+        ),
+        (
+            "pgpool-logs.txt",
+            Cmd::sh("tail -n 2000 \"$1\"/* 2>/dev/null").arg(l.pgpool_log_dir),
+        ),
+        (
+            "pg-stat-replication.txt",
+            Cmd::new([
+                "psql",
+                "-X",
+                "-h",
+                l.socket_dir,
+                "-c",
+                "SELECT application_name, state, sync_state FROM pg_stat_replication",
+            ])
+            .user("postgres"),
+        ),
+    ]
+}
+
+/// Collects what the lab's hosts can tell into the artifacts directory and
+/// returns it. Failures to collect one item are noted in the item's file,
+/// never raised: evidence gathering must not hide the original failure.
+pub async fn collect(lab: &Lab, events: &[String]) -> Result<PathBuf> {
+    let dir = home().join("artifacts").join(&lab.run);
+    std::fs::create_dir_all(&dir)?;
+    let secrets: Vec<String> = match lab.credentials() {
+        Ok(c) => [&c.postgres, &c.repl, &c.pgpool, &c.kompira, &c.pgpool_key]
+            .iter()
+            .map(|s| s.expose().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let redact = |text: &str| redact(text, &secrets);
+    std::fs::write(dir.join("events.log"), redact(&events.join("\n")))?;
+    for (spec, h) in lab.topology.hosts.iter().zip(lab.hosts()) {
+        let hd = dir.join(&spec.name);
+        std::fs::create_dir_all(&hd)?;
+        let l = Layout::of(spec.platform);
+        for f in FILES {
+            if let Ok(Some(body)) = h.read_file(f).await {
+                write(
+                    &hd,
+                    &f.replace('/', "_"),
+                    &redact(&String::from_utf8_lossy(&body)),
+                )?;
+            }
+        }
+        for (name, cmd) in commands(l) {
+            let text = match h.run(&cmd).await {
+                Ok(o) => format!("{}{}", o.stdout_lossy(), o.stderr_lossy()),
+                Err(e) => format!("not collected: {e}"),
+            };
+            write(&hd, name, &redact(&text))?;
+        }
+    }
+    Ok(dir)
+}
+
+/// `text` with every secret replaced by `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        t = t.replace(s.as_str(), "***");
+    }
+    t
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    std::fs::write(dir.join(name.trim_start_matches('_')), text)?;
+    Ok(())
+}
+
+/// Whether `h` answers at all (a stopped host is skipped quickly).
+pub async fn reachable(h: &dyn Host) -> bool {
+    h.run(&Cmd::new(["true"])).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_is_replaced() {
+        let secrets = vec!["s3cr3t".to_string(), String::new(), "k3y".to_string()];
+        assert_eq!(
+            redact("pw=s3cr3t key=k3y again s3cr3t", &secrets),
+            "pw=*** key=*** again ***"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! Cluster tier: host 3 goes away (its container stops). The swarm keeps a
+//! leader and two reachable managers, Gluster writes on hosts 1 and 2 go on,
+//! Pgpool-II keeps serving through the VIP with node 3 down. Host 3 comes
+//! back (its services started as a reboot would), an operator re-provisions,
+//! and everything converges: manager reachable again, heal complete with the
+//! files written meanwhile on its brick, its standby streaming again.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use ke2lab::host::Cmd;
+use ke2lab::probe::gluster;
+use ke2lab::probe::pgpool::{self, PoolSummary};
+use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::lab::keep_on_failure;
+
+const T: Duration = Duration::from_secs(5);
+
+async fn node_loss(lab: &mut Lab) -> Result<()> {
+    lab.install().await?;
+    let t = lab.topology.clone();
+    let creds = lab.credentials()?;
+    let (h1, h2) = (lab.host(&t.hosts[0].name)?, lab.host(&t.hosts[1].name)?);
+    let lost = t.hosts[2].name.clone();
+    let vol = &t.shared_dir.volume;
+    let mount = &t.shared_dir.path;
+
+    let mut faults = Faults::new(lab);
+    let stopped_at = faults.stop(&lost).await?;
+
+    // Swarm: a leader and two reachable managers; the lost node is down.
+    wait_for(
+        "the swarm to see the lost node down and keep a leader",
+        Duration::from_secs(90),
+        || async {
+            match swarm::nodes(h1.as_ref()).await {
+                Ok(n) => {
+                    let leader = n
+                        .iter()
+                        .filter(|x| x.manager_status == Some(ManagerStatus::Leader))
+                        .count();
+                    let reachable = n
+                        .iter()
+                        .filter(|x| {
+                            matches!(
+                                x.manager_status,
+                                Some(ManagerStatus::Leader | ManagerStatus::Reachable)
+                            )
+                        })
+                        .count();
+                    let down = n
+                        .iter()
+                        .any(|x| x.hostname == lost && x.status == NodeStatus::Down);
+                    if leader == 1 && reachable == 2 && down {
+                        Poll::Ready(())
+                    } else {
+                        Poll::NotYet(format!("{n:?}"))
+                    }
+                }
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let swarm_detect = stopped_at.elapsed();
+
+    // Gluster: writes on hosts 1 and 2 succeed while host 3 is away.
+    let mut written = Vec::new();
+    for (i, h) in [&h1, &h2].iter().enumerate() {
+        let path = format!("{mount}/node-loss-{i}.bin");
+        let body: Vec<u8> = (0..200_000u32).map(|x| (x * 7 + i as u32) as u8).collect();
+        h.write_file(&path, &body, 0o644, "root").await?;
+        written.push((path, body));
+    }
+
+    // Pgpool-II serves through the VIP; node 3 is down.
+    let pool = wait_for(
+        "Pgpool-II to report the lost node down",
+        Duration::from_secs(90),
+        || async {
+            match pgpool::show_pool_nodes(
+                t.network.vip,
+                t.ports.pgpool,
+                "pgpool",
+                creds.pgpool.expose(),
+                T,
+            )
+            .await
+            {
+                Ok(n) => match n.iter().find(|x| x.hostname == lost) {
+                    Some(x) if x.status == "down" => Poll::Ready(n),
+                    Some(x) => Poll::NotYet(format!("{x:?}")),
+                    None => Poll::NotYet("no row".into()),
+                },
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let pgpool_detect = stopped_at.elapsed();
+    ensure!(
+        pool.iter().filter(|n| n.is_primary() && n.is_up()).count() == 1,
+        "no primary while a standby is away"
+    );
+
+    // Host 3 comes back; its services start as its init would start them.
+    let back_at = Instant::now();
+    faults.start(&lost).await?;
+    let h3 = lab.host(&lost)?;
+    wait_for(
+        "the restarted host's docker engine",
+        Duration::from_secs(60),
+        || async {
+            match h3.run(&Cmd::new(["docker", "version"])).await {
+                Ok(o) if o.success() => Poll::Ready(()),
+                Ok(o) => Poll::NotYet(o.stderr_lossy()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    for s in [Service::Glusterd, Service::Postgres, Service::Pgpool] {
+        faults.start_service(&lost, s).await?;
+    }
+
+    // The operator re-provisions: mounts, standby and Pgpool-II repaired.
+    let report = lab.install().await?;
+    println!("re-provision after the node came back:\n{report}");
+
+    wait_for(
+        "the returned host to be a reachable manager again",
+        Duration::from_secs(90),
+        || async {
+            match swarm::nodes(h1.as_ref()).await {
+                Ok(n) => match n.iter().find(|x| x.hostname == lost) {
+                    Some(x)
+                        if x.status == NodeStatus::Ready
+                            && x.manager_status == Some(ManagerStatus::Reachable) =>
+                    {
+                        Poll::Ready(())
+                    }
+                    other => Poll::NotYet(format!("{other:?}")),
+                },
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let rejoin = back_at.elapsed();
+    wait_for(
+        "Gluster heal to reach zero pending entries",
+        Duration::from_secs(120),
+        || async {
+            match gluster::heal_info(h1.as_ref(), vol).await {
+                Ok(h) if h.bricks.len() == 3 && h.bricks.iter().all(|b| b.pending == Some(0)) => {
+                    Poll::Ready(())
+                }
+                Ok(h) => Poll::NotYet(format!("{h:?}")),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let healed = back_at.elapsed();
+    for (path, body) in &written {
+        let brick_path = format!(
+            "{}/{}",
+            t.shared_dir.brick,
+            path.trim_start_matches(mount.as_str())
+                .trim_start_matches('/')
+        );
+        ensure!(
+            h3.read_file(&brick_path).await?.as_deref() == Some(body.as_slice()),
+            "`{brick_path}` on the returned host's brick differs"
+        );
+    }
+    let nodes = pgpool::show_pool_nodes(
+        t.network.vip,
+        t.ports.pgpool,
+        "pgpool",
+        creds.pgpool.expose(),
+        T,
+    )
+    .await?;
+    ensure!(
+        PoolSummary::of(&nodes).is_healthy(3),
+        "after return: {}",
+        PoolSummary::of(&nodes)
+    );
+    println!(
+        "node loss: swarm saw `{lost}` down after {:.1}s, Pgpool-II after {:.1}s; after its return: manager again in {:.1}s, heal done in {:.1}s",
+        swarm_detect.as_secs_f64(),
+        pgpool_detect.as_secs_f64(),
+        rejoin.as_secs_f64(),
+        healed.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn node_loss_and_return() -> Result<()> {
+    let topology = Topology::fixture("three-node")?.topology;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = node_loss(&mut lab).await;
+    lab.finish(outcome).await
+}
