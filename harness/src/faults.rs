@@ -120,6 +120,38 @@ impl<'a> Faults<'a> {
         Ok(())
     }
 
+    /// The VMware vmxnet3 model: on every host, VXLAN frames on UDP `port`
+    /// whose inner IP protocol is TCP are dropped, ICMP passes (the field
+    /// symptom, not just a closed port). Byte 39 after the UDP header is the
+    /// inner IPv4 protocol (UDP 8 + VXLAN 8 + Ethernet 14 + 9), bit 312.
+    pub async fn drop_vxlan_tcp(&mut self, port: u16) -> Result<()> {
+        self.record(format!(
+            "drop TCP inside VXLAN on udp/{port} (vmxnet3 model)"
+        ));
+        for h in self.lab.hosts() {
+            Cmd::sh(
+                "nft add table inet ke2lab && \
+                 nft add chain inet ke2lab out '{ type filter hook output priority 0 ; }' && \
+                 nft add rule inet ke2lab out udp dport \"$1\" @th,312,8 6 drop",
+            )
+            .arg(port.to_string())
+            .check(h.as_ref())
+            .await
+            .with_context(|| format!("cannot inject the vmxnet3 model on `{}`", h.name()))?;
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Faults::drop_vxlan_tcp`].
+    pub async fn restore_vxlan(&mut self, port: u16) -> Result<()> {
+        self.record(format!("restore VXLAN on udp/{port}"));
+        for h in self.lab.hosts() {
+            h.run(&Cmd::new(["nft", "delete", "table", "inet", "ke2lab"]))
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn elapsed_since_first(&self) -> Duration {
         self.events
             .first()

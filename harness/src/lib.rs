@@ -10,6 +10,7 @@ pub mod engine;
 pub mod faults;
 pub mod image;
 pub mod lab;
+pub mod overlay;
 pub mod writer;
 
 /// Every container, network and volume the harness creates carries this

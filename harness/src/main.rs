@@ -90,10 +90,9 @@ const EXIT_BAD_INPUT: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KE2LAB_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            std::env::var("KE2LAB_LOG").ok().as_deref(),
+        )))
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
@@ -106,6 +105,20 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
         }
+    }
+}
+
+/// The log filter for `KE2LAB_LOG`. A bare level applies to ke2lab's own
+/// crates only: the Docker client logs request bodies at debug level, and
+/// those carry commands' arguments, secret ones included.
+fn log_filter(var: Option<&str>) -> String {
+    match var.map(str::trim) {
+        None | Some("") => "warn,ke2lab=info,ke2lab_harness=info".into(),
+        Some(level) if !level.contains('=') && !level.contains(',') => {
+            format!("warn,ke2lab={level},ke2lab_harness={level},ke2lab_cli={level}")
+        }
+        // An explicit directive list is the user's own choice.
+        Some(directives) => directives.into(),
     }
 }
 

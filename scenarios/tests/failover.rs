@@ -43,28 +43,35 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
         password: creds.kompira.expose().to_string(),
         database: t.postgres.database.clone(),
     };
-    let before = pool_nodes(lab).await?;
-    ensure!(
-        PoolSummary::of(&before).is_healthy(3),
-        "not healthy before the fault"
-    );
+    // The replication mode is the one asked for: `ANY 1 (...)` shows as
+    // `quorum` on the standbys, the document's default as `async`. Pgpool-II
+    // refreshes it with its streaming-replication check (every 10 s).
+    let mode = if synchronous { "quorum" } else { "async" };
+    let before = wait_for(
+        &format!("a healthy cluster with `{mode}` standbys"),
+        Duration::from_secs(60),
+        || async {
+            match pool_nodes(lab).await {
+                Ok(n)
+                    if PoolSummary::of(&n).is_healthy(3)
+                        && n.iter()
+                            .filter(|x| !x.is_primary())
+                            .all(|x| x.replication_sync_state == mode) =>
+                {
+                    Poll::Ready(n)
+                }
+                Ok(n) => Poll::NotYet(format!("{n:?}")),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
     let old = before
         .iter()
         .find(|n| n.is_primary())
         .unwrap()
         .hostname
         .clone();
-    // The replication mode is the one asked for: `ANY 1 (...)` shows as
-    // `quorum` on the standbys, the document's default as `async`.
-    let mode = if synchronous { "quorum" } else { "async" };
-    for n in before.iter().filter(|n| !n.is_primary()) {
-        ensure!(
-            n.replication_sync_state == mode,
-            "standby `{}` replicates `{}`, want `{mode}`",
-            n.hostname,
-            n.replication_sync_state
-        );
-    }
 
     let writer = Writer::start(target.clone()).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
