@@ -132,19 +132,13 @@ impl Layout {
     /// document; Debian from the distribution).
     pub fn pg_install(&self) -> Vec<Cmd> {
         match self.platform {
-            Platform::Debian => vec![
-                Cmd::new(["apt-get", "update"]),
-                Cmd::new([
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "postgresql-17",
-                    "pgpool2",
-                    "postgresql-17-pgpool2",
-                    "iputils-arping",
-                    "sudo",
-                ]),
-            ],
+            Platform::Debian => crate::platform::apt_install(&[
+                "postgresql-17",
+                "pgpool2",
+                "postgresql-17-pgpool2",
+                "iputils-arping",
+                "sudo",
+            ]),
             Platform::Rhel9 => vec![
                 Cmd::new([
                     "dnf",

@@ -27,17 +27,7 @@ impl Platform {
                     "docker-compose-plugin",
                 ]),
             ],
-            Platform::Debian => vec![
-                Cmd::new(["apt-get", "update"]),
-                Cmd::new([
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "docker.io",
-                    "docker-cli",
-                    "docker-compose",
-                ]),
-            ],
+            Platform::Debian => apt_install(&["docker.io", "docker-cli", "docker-compose"]),
         }
     }
 
@@ -69,16 +59,7 @@ impl Platform {
                 Cmd::new(["dnf", "-y", "install", "centos-release-gluster10"]),
                 Cmd::new(["dnf", "-y", "install", "glusterfs-server"]),
             ],
-            Platform::Debian => vec![
-                Cmd::new(["apt-get", "update"]),
-                Cmd::new([
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "glusterfs-server",
-                    "glusterfs-client",
-                ]),
-            ],
+            Platform::Debian => apt_install(&["glusterfs-server", "glusterfs-client"]),
         }
     }
 
@@ -101,4 +82,12 @@ impl Platform {
             ),
         }
     }
+}
+
+/// `apt-get update`, then installing `packages`: every Debian install step.
+pub(crate) fn apt_install(packages: &[&str]) -> Vec<Cmd> {
+    vec![
+        Cmd::new(["apt-get", "update"]),
+        Cmd::new(["apt-get", "install", "-y"]).args_from(packages.iter().copied()),
+    ]
 }

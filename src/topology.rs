@@ -635,6 +635,18 @@ impl CredentialSpec {
             ),
         }
     }
+
+    /// [`CredentialSpec::resolve`] against the passwords kept in `path`,
+    /// written back (mode 0600) only when they changed, so every caller that
+    /// asks again gets the same passwords without rewriting the file.
+    pub fn resolve_kept(&self, path: &Path) -> Result<Credentials, TopologyError> {
+        let stored = Credentials::load_if_exists(path)?;
+        let creds = self.resolve(stored.as_ref());
+        if stored.as_ref() != Some(&creds) {
+            creds.save(path)?;
+        }
+        Ok(creds)
+    }
 }
 
 /// The resolved passwords of the cluster's database users and the Pgpool-II

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use ke2lab::host::{Cmd, Host};
+use ke2lab::host::Cmd;
 use ke2lab::layout::Layout;
 
 use crate::lab::{Lab, home};
@@ -110,11 +110,6 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
     std::fs::write(dir.join(name.trim_start_matches('_')), text)?;
     Ok(())
-}
-
-/// Whether `h` answers at all (a stopped host is skipped quickly).
-pub async fn reachable(h: &dyn Host) -> bool {
-    h.run(&Cmd::new(["true"])).await.is_ok()
 }
 
 #[cfg(test)]

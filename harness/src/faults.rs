@@ -1,11 +1,11 @@
 //! Fault injection, verbs in pairs: what a scenario breaks it can also mend,
 //! and every injected fault is recorded so teardown can undo what is left.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bollard::query_parameters::{StartContainerOptions, StopContainerOptionsBuilder};
-use ke2lab::host::{Cmd, Host};
+use ke2lab::host::Cmd;
 use ke2lab::layout::Layout;
 
 use crate::lab::Lab;
@@ -151,16 +151,4 @@ impl<'a> Faults<'a> {
         }
         Ok(())
     }
-
-    pub fn elapsed_since_first(&self) -> Duration {
-        self.events
-            .first()
-            .map_or(Duration::ZERO, |e| e.at.elapsed())
-    }
-}
-
-/// Runs a probe command on a host; a helper for scenarios that only need the
-/// exit status (never free-text parsing).
-pub async fn succeeds(h: &dyn Host, cmd: &Cmd) -> bool {
-    h.run(cmd).await.map(|o| o.success()).unwrap_or(false)
 }

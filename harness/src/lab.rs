@@ -386,14 +386,11 @@ impl Lab {
 
     /// The hosts whose interfaces carry the VIP (asked on every host).
     pub async fn vip_holders(&self) -> Result<Vec<String>> {
-        let vip = self.topology.network.vip;
-        let mut out = Vec::new();
-        for h in &self.hosts {
-            if ke2lab::probe::net::holds(&ke2lab::probe::net::links(h).await?, vip) {
-                out.push(h.name().to_string());
-            }
-        }
-        Ok(out)
+        let held = ke2lab::probe::net::holders(&self.hosts(), self.topology.network.vip).await?;
+        Ok(held
+            .into_iter()
+            .map(|i| self.topology.hosts[i].name.clone())
+            .collect())
     }
 
     /// `pcp_watchdog_info` from the first host that answers.
@@ -429,11 +426,10 @@ impl Lab {
     /// otherwise generated once and kept (mode 0600) in the run's state
     /// directory, so a re-provision uses the same ones.
     pub fn credentials(&self) -> Result<Credentials> {
-        let path = self.state_dir.join("secrets.toml");
-        let stored = Credentials::load_if_exists(&path)?;
-        let creds = self.topology.credentials.resolve(stored.as_ref());
-        creds.save(&path)?;
-        Ok(creds)
+        Ok(self
+            .topology
+            .credentials
+            .resolve_kept(&self.state_dir.join("secrets.toml"))?)
     }
 
     /// Removes every container, network and volume of this run and its state.

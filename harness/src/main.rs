@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::probe::swarm;
 use ke2lab::steps::Cx;
-use ke2lab::topology::{Credentials, Topology, TopologyError, Validated};
+use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
 use ke2lab_harness::lab::{self, Phase};
 
@@ -357,10 +357,10 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
         .collect();
     // Generated passwords are kept beside the topology (mode 0600), so a
     // re-run uses the same ones.
-    let secrets = path.with_extension("secrets.toml");
-    let stored = Credentials::load_if_exists(&secrets)?;
-    let creds = v.topology.credentials.resolve(stored.as_ref());
-    creds.save(&secrets)?;
+    let creds = v
+        .topology
+        .credentials
+        .resolve_kept(&path.with_extension("secrets.toml"))?;
     let cx = Cx::new(&v.topology, &hosts).with_credentials(&creds);
     let report = ke2lab::install::install(&cx).await?;
     println!("{report}");

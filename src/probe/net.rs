@@ -107,6 +107,26 @@ pub fn holds(links: &[Link], ip: Ipv4Addr) -> bool {
     links.iter().any(|l| l.has_ipv4(ip))
 }
 
+/// Which of `hosts` (by index) carry `ip`, every host asked at once: the
+/// VIP must be on exactly one.
+pub async fn holders(
+    hosts: &[std::sync::Arc<dyn Host>],
+    ip: Ipv4Addr,
+) -> Result<Vec<usize>, ProbeError> {
+    let held = futures_util::future::try_join_all(
+        hosts
+            .iter()
+            .map(|h| async move { Ok::<_, ProbeError>(holds(&links(h.as_ref()).await?, ip)) }),
+    )
+    .await?;
+    Ok(held
+        .iter()
+        .enumerate()
+        .filter(|(_, held)| **held)
+        .map(|(i, _)| i)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

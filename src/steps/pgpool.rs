@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::files::{Act, want_block, want_dir, want_file, want_lines};
 use super::postgres::current_primary;
-use super::{Cx, Plan, Planned, Step, StepError, each_host, plan_hosts};
+use super::{Cx, Plan, Planned, Step, StepError, plan_hosts};
 use crate::host::Cmd;
 use crate::layout::Layout;
 use crate::probe::{net, pgpool as probe};
@@ -298,16 +298,7 @@ impl Default for PgpoolStart {
 
 /// Which hosts carry `vip` now (every host is asked).
 pub async fn vip_holders(cx: &Cx<'_>, vip: Ipv4Addr) -> Result<Vec<usize>, StepError> {
-    let held = each_host(cx, |_, h| async move {
-        Ok(net::holds(&net::links(h).await?, vip))
-    })
-    .await?;
-    Ok(held
-        .iter()
-        .enumerate()
-        .filter(|(_, held)| **held)
-        .map(|(i, _)| i)
-        .collect())
+    Ok(net::holders(cx.hosts, vip).await?)
 }
 
 #[async_trait]
