@@ -61,19 +61,12 @@ fn commands(l: &Layout) -> Vec<(&'static str, Cmd)> {
 /// Collects what the lab's hosts can tell into the artifacts directory and
 /// returns it. Failures to collect one item are noted in the item's file,
 /// never raised: evidence gathering must not hide the original failure.
-pub async fn collect(lab: &Lab, events: &[String]) -> Result<PathBuf> {
+pub async fn collect(lab: &Lab) -> Result<PathBuf> {
     let dir = home().join("artifacts").join(&lab.run);
     std::fs::create_dir_all(&dir)?;
-    let secrets: Vec<String> = match lab.credentials() {
-        Ok(c) => [&c.postgres, &c.repl, &c.pgpool, &c.kompira, &c.pgpool_key]
-            .iter()
-            .map(|s| s.expose().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let secrets = secrets(lab);
     let redact = |text: &str| redact(text, &secrets);
-    std::fs::write(dir.join("events.log"), redact(&events.join("\n")))?;
+    write_events(lab, &dir)?;
     for (spec, h) in lab.topology.hosts.iter().zip(lab.hosts()) {
         let hd = dir.join(&spec.name);
         std::fs::create_dir_all(&hd)?;
@@ -96,6 +89,27 @@ pub async fn collect(lab: &Lab, events: &[String]) -> Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// The run's passwords, as they must never appear in what is written.
+fn secrets(lab: &Lab) -> Vec<String> {
+    match lab.credentials() {
+        Ok(c) => [&c.postgres, &c.repl, &c.pgpool, &c.kompira, &c.pgpool_key]
+            .iter()
+            .map(|s| s.expose().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// (Re)writes `events.log`: the lab's event log, a line per event with its
+/// wall-clock time and offset, redacted.
+pub fn write_events(lab: &Lab, dir: &Path) -> Result<()> {
+    let mut text = lab.events.lines().join("\n");
+    text.push('\n');
+    std::fs::write(dir.join("events.log"), redact(&text, &secrets(lab)))?;
+    Ok(())
 }
 
 /// `text` with every secret replaced by `***`.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -27,6 +27,8 @@ use ke2lab::wait::{Poll, wait_for};
 
 use crate::container_host::ContainerHost;
 use crate::engine::{self, Isolation};
+use crate::events::EventLog;
+use crate::faults::{Fault, Faults};
 use crate::image::{self, ImageReport, Recipe};
 use crate::{HOST_LABEL, RUN_LABEL, STATE_LABEL};
 
@@ -71,6 +73,10 @@ pub struct Lab {
     pub image: Option<ImageReport>,
     pub phases: Vec<Phase>,
     pub isolation: Option<Isolation>,
+    /// Phases, faults and repairs with their times (artifacts' `events.log`).
+    pub events: EventLog,
+    /// Faults injected and not undone yet; teardown undoes them.
+    pub(crate) active_faults: Mutex<Vec<Fault>>,
 }
 
 impl Lab {
@@ -81,18 +87,18 @@ impl Lab {
         let docker = connect().await?;
         let run = new_run_id();
         let state_dir = home().join("runs").join(&run);
-        let mut phases = Vec::new();
+        let events = EventLog::default();
 
         let t = Instant::now();
         let img = image::ensure(&docker, &Recipe::default(), &home().join("build")).await?;
-        phases.push(Phase {
+        let image_phase = Phase {
             name: "image".into(),
             elapsed: t.elapsed(),
             detail: match img.built_with {
                 Some(b) => format!("built `{}` with {b:?}", img.tag),
                 None => format!("cached `{}`", img.tag),
             },
-        });
+        };
 
         let mut lab = Lab {
             docker,
@@ -102,9 +108,13 @@ impl Lab {
             hosts: Vec::new(),
             state_dir,
             image: Some(img),
-            phases,
+            phases: Vec::new(),
             isolation: None,
+            events,
+            active_faults: Mutex::new(Vec::new()),
         };
+        lab.events.record(format!("run `{}` booting", lab.run));
+        lab.phase(image_phase);
         match lab.create(topology).await {
             Ok(()) => Ok(lab),
             Err(e) => {
@@ -162,7 +172,7 @@ impl Lab {
         tracing::debug!("engines ready after {:?}", t.elapsed());
         self.install_ssh_key(&key?).await?;
         tracing::debug!("ssh key installed after {:?}", t.elapsed());
-        self.phases.push(Phase {
+        self.phase(Phase {
             name: "boot".into(),
             elapsed: t.elapsed(),
             detail: format!(
@@ -294,7 +304,20 @@ impl Lab {
             image: None,
             phases: Vec::new(),
             isolation: None,
+            events: EventLog::default(),
+            active_faults: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Records a finished phase (also in the event log).
+    pub fn phase(&mut self, p: Phase) {
+        self.events.record(format!(
+            "phase {} {:.2}s {}",
+            p.name,
+            p.elapsed.as_secs_f64(),
+            p.detail
+        ));
+        self.phases.push(p);
     }
 
     /// Runs of labs that have containers now, newest first by run id order
@@ -375,7 +398,7 @@ impl Lab {
         let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
         let report = ke2lab::install::install(&cx).await?;
         for s in &report.steps {
-            self.phases.push(Phase {
+            self.phase(Phase {
                 name: s.step.to_string(),
                 elapsed: s.elapsed,
                 detail: format!("{} change(s)", s.changes.len()),
@@ -780,39 +803,50 @@ pub fn keep_on_failure() -> bool {
 }
 
 impl Lab {
-    /// Ends a scenario: removes the lab, unless the scenario failed and
-    /// keeping was asked for; then it prints how to reach the hosts.
+    /// Ends a scenario. On failure, collects the evidence first (the hosts
+    /// as the fault left them), then, unless keeping was asked for, undoes
+    /// every fault still in force and removes the lab. Kept hosts keep their
+    /// faults too, and how to reach them is printed.
     pub async fn finish<T>(self, outcome: Result<T>) -> Result<T> {
+        self.finish_with(outcome, keep_on_failure()).await
+    }
+
+    /// [`Lab::finish`] with keeping decided by the caller.
+    pub async fn finish_with<T>(self, outcome: Result<T>, keep: bool) -> Result<T> {
+        let mut evidence = None;
         if let Err(e) = &outcome {
-            let mut events: Vec<String> = self
-                .phases
-                .iter()
-                .map(|p| {
-                    format!(
-                        "phase {} {:.2}s {}",
-                        p.name,
-                        p.elapsed.as_secs_f64(),
-                        p.detail
-                    )
-                })
-                .collect();
-            events.push(format!("failure: {e:#}"));
-            match crate::artifacts::collect(&self, &events).await {
-                Ok(dir) => eprintln!(
-                    "failure evidence of run `{}` in `{}`",
-                    self.run,
-                    dir.display()
-                ),
+            self.events.record(format!("failure: {e:#}"));
+            match crate::artifacts::collect(&self).await {
+                Ok(dir) => {
+                    eprintln!(
+                        "failure evidence of run `{}` in `{}`",
+                        self.run,
+                        dir.display()
+                    );
+                    evidence = Some(dir);
+                }
                 Err(e) => eprintln!("cannot collect failure evidence: {e:#}"),
             }
         }
-        if outcome.is_err() && keep_on_failure() {
+        if outcome.is_err() && keep {
+            let active = Faults::new(&self).active();
+            if !active.is_empty() {
+                eprintln!("faults still in force on the kept hosts: {active:?}");
+            }
             eprintln!(
                 "scenario failed; hosts of run `{}` kept: `ke2lab exec --run {} {} -- sh`, \
                  `ke2lab down --run {}` when done",
                 self.run, self.run, self.topology.hosts[0].name, self.run
             );
             return outcome;
+        }
+        let undone = Faults::new(&self).undo_all().await;
+        if let Err(e) = &undone {
+            self.events.record(format!("teardown: {e:#}"));
+        }
+        if let Some(dir) = evidence {
+            // The undoing belongs to the evidence's timeline too.
+            crate::artifacts::write_events(&self, &dir).ok();
         }
         let docker = self.docker.clone();
         let run = self.run.clone();
@@ -821,7 +855,12 @@ impl Lab {
         if !left.is_empty() {
             bail!("teardown of run `{run}` left labelled resources: {left:?}");
         }
-        outcome
+        // A fault that could not be undone is reported only when the
+        // scenario itself passed: its own failure is the news otherwise.
+        match outcome {
+            Ok(v) => undone.map(|_| v),
+            Err(e) => Err(e),
+        }
     }
 }
 

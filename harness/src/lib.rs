@@ -7,9 +7,11 @@
 pub mod artifacts;
 pub mod container_host;
 pub mod engine;
+pub mod events;
 pub mod faults;
 pub mod image;
 pub mod lab;
+pub mod measure;
 pub mod overlay;
 pub mod writer;
 

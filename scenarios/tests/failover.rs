@@ -8,13 +8,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, anyhow, ensure};
 use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
-use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::faults::{Fault, Faults, Service};
 use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::{TABLE, Target, Writer};
 
 const T: Duration = Duration::from_secs(5);
@@ -32,22 +33,18 @@ async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
     .await?)
 }
 
-async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
-    lab.install().await?;
-    let t = lab.topology.clone();
-    let creds = lab.credentials()?;
-    let target = Target {
-        addr: t.network.vip,
-        port: t.ports.pgpool,
-        user: "kompira".into(),
-        password: creds.kompira.expose().to_string(),
-        database: t.postgres.database.clone(),
-    };
-    // The replication mode is the one asked for: `ANY 1 (...)` shows as
-    // `quorum` on the standbys, the document's default as `async`. Pgpool-II
-    // refreshes it with its streaming-replication check (every 10 s).
-    let mode = if synchronous { "quorum" } else { "async" };
-    let before = wait_for(
+/// What one fault cycle measured.
+struct Cycle {
+    promotion: Duration,
+    followed: Duration,
+    rto: Duration,
+    acked: usize,
+    lost: usize,
+    rebuilt: Duration,
+}
+
+async fn healthy(lab: &Lab, mode: &str) -> Result<Vec<PoolNode>> {
+    Ok(wait_for(
         &format!("a healthy cluster with `{mode}` standbys"),
         Duration::from_secs(60),
         || async {
@@ -65,7 +62,14 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
             }
         },
     )
-    .await?;
+    .await?)
+}
+
+/// Kills the current primary's PostgreSQL under a writer, waits for the
+/// promotion and the follower, rebuilds the old primary, and counts.
+async fn cycle(lab: &mut Lab, target: &Target, mode: &str) -> Result<Cycle> {
+    let t = lab.topology.clone();
+    let before = healthy(lab, mode).await?;
     let old = before
         .iter()
         .find(|n| n.is_primary())
@@ -76,8 +80,9 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
     let writer = Writer::start(target.clone()).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let mut faults = Faults::new(lab);
-    let killed_at = faults.kill_service(&old, Service::Postgres).await?;
+    let killed_at = Faults::new(lab)
+        .kill_service(&old, Service::Postgres)
+        .await?;
 
     let promoted = wait_for(
         "a standby to be promoted",
@@ -96,6 +101,8 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
     )
     .await?;
     let promotion = killed_at.elapsed();
+    lab.events
+        .record(format!("observed: `{promoted}` promoted"));
     let other = t
         .hosts
         .iter()
@@ -118,16 +125,24 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
     )
     .await?;
     let followed = killed_at.elapsed();
+    lab.events
+        .record(format!("observed: `{other}` streaming from `{promoted}`"));
     // Writes go on through the VIP.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = writer.stop().await;
-    let rto = report.rto_after(killed_at);
-    ensure!(rto.is_some(), "no write succeeded after the kill");
+    let rto = report
+        .rto_after(killed_at)
+        .ok_or_else(|| anyhow!("no write succeeded after the kill"))?;
 
     // The old primary comes back as a standby by online recovery (a
-    // re-provision finds it not running as a standby and recovers it).
+    // re-provision finds it not running as a standby and recovers it); the
+    // service is started again by that recovery, so the kill is mended.
     let rebuilt_at = Instant::now();
     lab.install().await?;
+    Faults::new(lab).mended(
+        &Fault::Killed(old.clone(), Service::Postgres),
+        "rebuilt by online recovery",
+    );
     let after = pool_nodes(lab).await?;
     ensure!(
         PoolSummary::of(&after).is_healthy(3),
@@ -164,26 +179,63 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
         .filter(|id| !present.contains(id))
         .collect();
     println!(
-        "failover ({}): killed PostgreSQL on `{old}`; `{promoted}` primary after {:.1}s, `{other}` following after {:.1}s; \
+        "failover ({mode}): killed PostgreSQL on `{old}`; `{promoted}` primary after {:.1}s, `{other}` following after {:.1}s; \
          RTO {:.1}s; {} acknowledged commits, {} lost; old primary rebuilt in {:.1}s",
-        if synchronous {
-            "synchronous"
-        } else {
-            "asynchronous"
-        },
         promotion.as_secs_f64(),
         followed.as_secs_f64(),
-        rto.unwrap().as_secs_f64(),
+        rto.as_secs_f64(),
         acked.len(),
         lost.len(),
         rebuilt.as_secs_f64()
     );
-    if synchronous {
+    if mode != "async" {
         ensure!(
             lost.is_empty(),
             "synchronous replication lost acknowledged commits: {lost:?}"
         );
     }
+    Ok(Cycle {
+        promotion,
+        followed,
+        rto,
+        acked: acked.len(),
+        lost: lost.len(),
+        rebuilt,
+    })
+}
+
+async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
+    lab.install().await?;
+    let t = lab.topology.clone();
+    let creds = lab.credentials()?;
+    let target = Target {
+        addr: t.network.vip,
+        port: t.ports.pgpool,
+        user: "kompira".into(),
+        password: creds.kompira.expose().to_string(),
+        database: t.postgres.database.clone(),
+    };
+    // The replication mode is the one asked for: `ANY 1 (...)` shows as
+    // `quorum` on the standbys, the document's default as `async`. Pgpool-II
+    // refreshes it with its streaming-replication check (every 10 s).
+    let mode = if synchronous { "quorum" } else { "async" };
+    let mut done = Vec::new();
+    for _ in 0..cycles(3) {
+        done.push(cycle(lab, &target, mode).await?);
+    }
+    let s =
+        |f: &dyn Fn(&Cycle) -> f64| Summary::of(&done.iter().map(f).collect::<Vec<_>>()).unwrap();
+    println!(
+        "failover ({mode}) over {} cycles: RTO {}; promotion {}; follower streaming {}; rebuilt {}; \
+         lost {} of {} acknowledged",
+        done.len(),
+        s(&|c| c.rto.as_secs_f64()),
+        s(&|c| c.promotion.as_secs_f64()),
+        s(&|c| c.followed.as_secs_f64()),
+        s(&|c| c.rebuilt.as_secs_f64()),
+        done.iter().map(|c| c.lost).sum::<usize>(),
+        done.iter().map(|c| c.acked).sum::<usize>(),
+    );
     Ok(())
 }
 

@@ -127,6 +127,31 @@ pub async fn holders(
         .collect())
 }
 
+/// Whether `host` can open a TCP connection to `addr:port` within
+/// `timeout_s` seconds: the exit status of a bash `/dev/tcp` open, run under
+/// `timeout` so a dropped SYN answers "no" instead of hanging.
+pub fn tcp_connect_cmd(addr: Ipv4Addr, port: u16, timeout_s: u32) -> Cmd {
+    Cmd::new(["timeout", &timeout_s.to_string(), "bash", "-c"])
+        .arg("exec 3<>\"/dev/tcp/$1/$2\"")
+        .arg("tcp-connect")
+        .arg(addr.to_string())
+        .arg(port.to_string())
+}
+
+/// See [`tcp_connect_cmd`]; an error only when the host itself cannot run
+/// the probe.
+pub async fn tcp_connects(
+    host: &dyn Host,
+    addr: Ipv4Addr,
+    port: u16,
+    timeout_s: u32,
+) -> Result<bool, ProbeError> {
+    Ok(host
+        .run(&tcp_connect_cmd(addr, port, timeout_s))
+        .await?
+        .success())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
