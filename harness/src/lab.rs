@@ -416,6 +416,25 @@ impl Lab {
             .collect())
     }
 
+    /// `pcp_watchdog_info` as the Pgpool-II of host `name` sees the cluster.
+    pub async fn watchdog_info_from(
+        &self,
+        name: &str,
+    ) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
+        let spec = self
+            .topology
+            .host(name)
+            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))?;
+        let l = ke2lab::layout::Layout::of(spec.platform);
+        let h = self.host(name)?;
+        Ok(ke2lab::probe::pgpool::watchdog_info(
+            h.as_ref(),
+            self.topology.ports.pcp,
+            &l.in_home(".pcppass"),
+        )
+        .await?)
+    }
+
     /// `pcp_watchdog_info` from the first host that answers.
     pub async fn watchdog_info(&self) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
         let mut last = None;

@@ -1,1 +1,125 @@
-//! Cluster-tier scenarios live in `tests/`; this library is empty on purpose.
+//! Cluster-tier scenarios live in `tests/`; this library holds what several
+//! of them ask of a lab: typed reads through the VIP, the writer's target,
+//! "a healthy database cluster", and a host's reboot.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use ke2lab::host::Cmd;
+use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::writer::{TABLE, Target};
+
+/// Timeout of one probe's connection.
+pub const T: Duration = Duration::from_secs(5);
+
+/// `show pool_nodes` through the VIP.
+pub async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
+    let t = &lab.topology;
+    let c = lab.credentials()?;
+    Ok(pgpool::show_pool_nodes(
+        t.network.vip,
+        t.ports.pgpool,
+        "pgpool",
+        c.pgpool.expose(),
+        T,
+    )
+    .await?)
+}
+
+/// Waits for one primary and every other node a streaming standby, as
+/// Pgpool-II sees them through the VIP.
+pub async fn wait_healthy(lab: &Lab, what: &str, timeout: Duration) -> Result<Vec<PoolNode>> {
+    let n = lab.topology.hosts.len();
+    Ok(wait_for(what, timeout, || async {
+        match pool_nodes(lab).await {
+            Ok(nodes) if PoolSummary::of(&nodes).is_healthy(n) => Poll::Ready(nodes),
+            Ok(nodes) => Poll::NotYet(PoolSummary::of(&nodes).to_string()),
+            Err(e) => Poll::NotYet(e.to_string()),
+        }
+    })
+    .await?)
+}
+
+/// The primary's host name in `nodes`.
+pub fn primary_of(nodes: &[PoolNode]) -> Option<String> {
+    nodes
+        .iter()
+        .find(|n| n.is_primary() && n.is_up())
+        .map(|n| n.hostname.clone())
+}
+
+/// The application's connection through the VIP, as the writer uses it.
+pub fn writer_target(lab: &Lab) -> Result<Target> {
+    let t = &lab.topology;
+    Ok(Target {
+        addr: t.network.vip,
+        port: t.ports.pgpool,
+        user: "kompira".into(),
+        password: lab.credentials()?.kompira.expose().to_string(),
+        database: t.postgres.database.clone(),
+    })
+}
+
+/// Which of `acked` the database (through `target`) no longer has.
+pub async fn missing(target: &Target, acked: &[i64]) -> Result<Vec<i64>> {
+    let c = pgpool::connect(
+        target.addr,
+        target.port,
+        &target.user,
+        &target.password,
+        &target.database,
+        T,
+    )
+    .await?;
+    let present: BTreeSet<i64> = c
+        .query(&format!("SELECT id FROM {TABLE}"), &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect())
+}
+
+/// Starts a stopped host and its services as its init would on a reboot:
+/// the engine (by the boot script), then glusterd, PostgreSQL, Pgpool-II.
+pub async fn reboot(lab: &Lab, host: &str) -> Result<()> {
+    let mut f = Faults::new(lab);
+    f.start(host).await?;
+    let h = lab.host(host)?;
+    wait_for(
+        &format!("the docker engine of the restarted host `{host}`"),
+        Duration::from_secs(60),
+        || async {
+            match h.run(&Cmd::new(["docker", "version"])).await {
+                Ok(o) if o.success() => Poll::Ready(()),
+                Ok(o) => Poll::NotYet(o.stderr_lossy()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    for s in [Service::Glusterd, Service::Postgres, Service::Pgpool] {
+        f.start_service(host, s).await?;
+    }
+    Ok(())
+}
+
+/// The hosts holding the VIP, polled until exactly one does.
+pub async fn single_vip_holder(lab: &Lab, what: &str, timeout: Duration) -> Result<String> {
+    Ok(wait_for(what, timeout, || async {
+        match lab.vip_holders().await {
+            Ok(h) if h.len() == 1 => Poll::Ready(h[0].clone()),
+            Ok(h) => Poll::NotYet(format!("holders {h:?}")),
+            Err(e) => Poll::NotYet(e.to_string()),
+        }
+    })
+    .await?)
+}

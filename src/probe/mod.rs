@@ -17,6 +17,10 @@ pub enum ProbeError {
     Host(#[from] HostError),
     #[error("cannot parse the output of `{what}`: {detail}")]
     Parse { what: String, detail: String },
+    /// A swarm manager refused a manager operation because the managers it
+    /// reaches are no majority (Raft has no leader).
+    #[error("the swarm has no leader as `{host}` sees it (managers without quorum)")]
+    NoSwarmQuorum { host: String },
     /// A network probe (e.g. a SQL connection through the VIP) got no answer.
     #[error("cannot reach `{what}`: {detail}")]
     Unreachable { what: String, detail: String },

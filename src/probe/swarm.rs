@@ -147,10 +147,34 @@ pub fn swarm_info_cmd() -> Cmd {
     Cmd::new(["docker", "info", "--format", "{{json .Swarm}}"])
 }
 
-/// The swarm as one manager sees it.
+/// The swarm as one manager sees it; [`ProbeError::NoSwarmQuorum`] when the
+/// manager has lost its majority.
 pub async fn nodes(host: &dyn Host) -> Result<Vec<SwarmNode>, ProbeError> {
-    let out = node_ls_cmd().check(host).await?;
+    let cmd = node_ls_cmd();
+    let out = host.run(&cmd).await?;
+    if !out.success() {
+        let stderr = out.stderr_lossy();
+        if is_no_leader(&stderr) {
+            return Err(ProbeError::NoSwarmQuorum {
+                host: host.name().to_string(),
+            });
+        }
+        return Err(crate::host::HostError::Failed {
+            host: host.name().to_string(),
+            command: cmd.to_string(),
+            code: out.status,
+            stderr: stderr.trim_end().to_string(),
+        }
+        .into());
+    }
     parse_node_ls(&out.stdout_lossy())
+}
+
+/// Whether an engine's error is Raft's "no leader". The API returns it as a
+/// gRPC `Unknown` status whose only distinguishing part is this message
+/// (moby's `swarmkit` `raft.ErrNoClusterLeader`), so the message is matched.
+pub fn is_no_leader(stderr: &str) -> bool {
+    stderr.contains("The swarm does not have a leader")
 }
 
 /// This host's own swarm membership.
@@ -239,6 +263,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_manager_without_quorum_is_a_typed_error() {
+        use crate::host::{Output, Recorder, Rule};
+        // Captured from a lab manager whose two peers were stopped.
+        let stderr = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\n";
+        let r = Recorder::new();
+        r.rule(Rule::on("a", "docker node ls", vec![Output::fail(1, stderr)]));
+        r.rule(Rule::on(
+            "b",
+            "docker node ls",
+            vec![Output::fail(1, "Cannot connect to the Docker daemon\n")],
+        ));
+        match nodes(&r.host("a")).await {
+            Err(ProbeError::NoSwarmQuorum { host }) => assert_eq!(host, "a"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            nodes(&r.host("b")).await,
+            Err(ProbeError::Host(_))
+        ));
+    }
     use proptest::prelude::*;
 
     // Captured from a lab host (engine 26.1.5) right after the swarm formed.

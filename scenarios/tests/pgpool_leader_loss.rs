@@ -1,0 +1,208 @@
+//! Cluster tier: the watchdog leader's Pgpool-II dies (SIGKILL, so it never
+//! runs its own `if_down_cmd`). Another member is elected, its escalation
+//! takes the VIP off the dead leader's host and brings it up on its own;
+//! clients reconnecting through the VIP get in; PostgreSQL's roles do not
+//! change. The killed Pgpool-II restarts, joins as a standby, and the VIP
+//! stays where it is. Repeated `KE2LAB_CYCLES` times (default 3).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use ke2lab::probe::pgpool;
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_harness::measure::{Summary, cycles};
+use ke2lab_scenarios::{T, pool_nodes, primary_of, single_vip_holder, wait_healthy, writer_target};
+
+struct Cycle {
+    elected: Duration,
+    vip_moved: Duration,
+    reconnect: Duration,
+    rejoined: Duration,
+}
+
+async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
+    let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
+    let wd = lab.watchdog_info().await?;
+    let leader = wd.leader_host.clone();
+    let holder = single_vip_holder(lab, "the VIP on one host", Duration::from_secs(60)).await?;
+    ensure!(
+        holder == leader,
+        "the VIP is on `{holder}`, the leader is `{leader}`"
+    );
+    let witness = names.iter().find(|n| **n != leader).unwrap().clone();
+
+    let killed_at = Faults::new(lab)
+        .kill_service(&leader, Service::Pgpool)
+        .await?;
+
+    // A new leader, as the survivors see it.
+    let new_leader = wait_for(
+        &format!("a watchdog leader other than `{leader}` (asked on `{witness}`)"),
+        Duration::from_secs(120),
+        || async {
+            match lab.watchdog_info_from(&witness).await {
+                Ok(w) if !w.leader_host.is_empty() && w.leader_host != leader && w.quorum => {
+                    Poll::Ready(w.leader_host)
+                }
+                Ok(w) => Poll::NotYet(format!("{w:?}")),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let elected = killed_at.elapsed();
+    lab.events
+        .record(format!("observed: `{new_leader}` watchdog leader"));
+
+    // The VIP on exactly the new leader.
+    wait_for(
+        &format!("the VIP on `{new_leader}` alone"),
+        Duration::from_secs(60),
+        || async {
+            match lab.vip_holders().await {
+                Ok(h) if h == [new_leader.clone()] => Poll::Ready(()),
+                Ok(h) => Poll::NotYet(format!("holders {h:?}")),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let vip_moved = killed_at.elapsed();
+    lab.events
+        .record(format!("observed: VIP on `{new_leader}` alone"));
+
+    // A client reconnecting through the VIP gets in and writes.
+    let target = writer_target(lab)?;
+    wait_for(
+        "a client to connect and write through the VIP",
+        Duration::from_secs(60),
+        || async {
+            let c = match pgpool::connect(
+                target.addr,
+                target.port,
+                &target.user,
+                &target.password,
+                &target.database,
+                T,
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => return Poll::NotYet(e.to_string()),
+            };
+            match c
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS ke2lab_probe (at timestamptz); \
+                     INSERT INTO ke2lab_probe VALUES (now())",
+                )
+                .await
+            {
+                Ok(()) => Poll::Ready(()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let reconnect = killed_at.elapsed();
+
+    // PostgreSQL's roles are what they were: a Pgpool-II fault is not a
+    // database fault.
+    let now: Vec<(String, String)> = pool_nodes(lab)
+        .await?
+        .iter()
+        .map(|n| (n.hostname.clone(), n.pg_role.clone()))
+        .collect();
+    ensure!(now == roles, "roles changed: {roles:?} → {now:?}");
+
+    // The killed Pgpool-II comes back as a standby; the VIP does not move.
+    let restarted_at = Instant::now();
+    Faults::new(lab)
+        .start_service(&leader, Service::Pgpool)
+        .await?;
+    let watch = async {
+        // Sampled until the member has joined and 10 s more.
+        let mut joined: Option<Instant> = None;
+        loop {
+            let held = lab.vip_holders().await?;
+            ensure!(
+                held == [new_leader.clone()],
+                "the VIP flapped while `{leader}` rejoined: holders {held:?}"
+            );
+            if joined.is_none()
+                && let Ok(w) = lab.watchdog_info_from(&leader).await
+                && w.leader_host == new_leader
+                && w.quorum
+                && w.nodes
+                    .iter()
+                    .any(|n| n.host == leader && n.status_name == "STANDBY")
+            {
+                joined = Some(Instant::now());
+            }
+            if let Some(j) = joined
+                && j.elapsed() > Duration::from_secs(10)
+            {
+                return Ok(j.duration_since(restarted_at));
+            }
+            ensure!(
+                restarted_at.elapsed() < Duration::from_secs(120),
+                "`{leader}` did not join as a watchdog standby within 120s"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let rejoined = watch.await?;
+    lab.events
+        .record(format!("observed: `{leader}` watchdog standby"));
+    println!(
+        "pgpool leader loss: killed Pgpool-II on `{leader}`; `{new_leader}` leader after {:.1}s, \
+         VIP on it alone after {:.1}s, client in after {:.1}s; `{leader}` standby {:.1}s after restart, VIP steady",
+        elected.as_secs_f64(),
+        vip_moved.as_secs_f64(),
+        reconnect.as_secs_f64(),
+        rejoined.as_secs_f64()
+    );
+    Ok(Cycle {
+        elected,
+        vip_moved,
+        reconnect,
+        rejoined,
+    })
+}
+
+async fn leader_loss(lab: &mut Lab) -> Result<()> {
+    lab.install().await?;
+    let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(60)).await?;
+    ensure!(primary_of(&nodes).is_some(), "no primary");
+    let roles: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| (n.hostname.clone(), n.pg_role.clone()))
+        .collect();
+    let mut done = Vec::new();
+    for _ in 0..cycles(3) {
+        done.push(cycle(lab, &roles).await?);
+    }
+    let s = |f: &dyn Fn(&Cycle) -> Duration| {
+        Summary::of_durations(&done.iter().map(f).collect::<Vec<_>>()).unwrap()
+    };
+    println!(
+        "pgpool leader loss over {} cycles: new leader {}; VIP moved {}; client in {}; rejoined as standby {}",
+        done.len(),
+        s(&|c| c.elected),
+        s(&|c| c.vip_moved),
+        s(&|c| c.reconnect),
+        s(&|c| c.rejoined)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn pgpool_leader_loss_moves_the_vip_once() -> Result<()> {
+    let topology = Topology::fixture("three-node")?.topology;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = leader_loss(&mut lab).await;
+    lab.finish(outcome).await
+}
