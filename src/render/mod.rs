@@ -1,6 +1,7 @@
 //! Pure text renderers: configuration blocks, files and scripts. Nothing here
 //! touches a host, so everything is tested with snapshots and proptest.
 
+pub mod cert;
 pub mod pg;
 pub mod scripts;
 
