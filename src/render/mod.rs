@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod pg;
 pub mod scripts;
+pub mod stack;
 
 /// The first line of a block this project owns inside someone else's file.
 pub const BEGIN: &str = "# KE2-BEGIN";
