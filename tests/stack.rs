@@ -324,6 +324,24 @@ async fn a_failing_compose_never_shows_the_password() {
 }
 
 #[tokio::test]
+async fn a_given_database_url_keeps_its_password_hidden() {
+    let t = topology(Platform::Debian);
+    let mut opts = StackOptions::from_topology(&t, CHECKOUT);
+    opts.database_url = Some(Secret::new(format!(
+        "pgsql://app:{PASSWORD}@db.example:5432/k"
+    )));
+    let msg = stack_error(opts, |rec| {
+        rec.rule(Rule::on(
+            "ke2-server1",
+            format!("env -C {SWARM_DIR} "),
+            vec![Output::fail(1, format!("bad value `{PASSWORD}`"))],
+        ));
+    })
+    .await;
+    assert!(msg.ends_with("(exit 1): bad value `***`"), "{msg}");
+}
+
+#[tokio::test]
 async fn no_swarm_node_is_an_error() {
     let t = topology(Platform::Debian);
     let msg = stack_error(StackOptions::from_topology(&t, CHECKOUT), |rec| {

@@ -213,6 +213,18 @@ pub fn database_url(
     )))
 }
 
+/// The password inside a URL's user-info (`scheme://user:password@host`),
+/// so that it can be redacted on its own when a tool echoes only part of
+/// the URL.
+pub fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.find('@')?];
+    userinfo
+        .split_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
+}
+
 /// One variable of compose's environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvVar {
@@ -503,10 +515,11 @@ impl Step for SetupStack {
         let hostname = hostname_of(host).await?;
         let env = compose_env(o, &hostname, &url);
         let password = password.map_or("", Secret::expose);
+        let in_url = url_password(url.expose()).unwrap_or("");
         let raw = check_redacted(
             host,
             &compose_config_cmd(&o.swarm_dir(), &env),
-            &[url.expose(), password],
+            &[url.expose(), password, in_url],
         )
         .await?;
         let stack = render::normalise(&raw).map_err(|e| state(cx, STEP, m, e.to_string()))?;
@@ -632,6 +645,14 @@ mod tests {
         );
         let short = compose_env(&o, "ke2-server1", &url);
         assert_eq!(short.last().unwrap().value.expose(), "false");
+    }
+
+    #[test]
+    fn password_of_a_url() {
+        assert_eq!(url_password("pgsql://u:p%40w@h:1/d"), Some("p%40w"));
+        assert_eq!(url_password("pgsql://u@h/d"), None);
+        assert_eq!(url_password("pgsql://h/d"), None);
+        assert_eq!(url_password("not a url"), None);
     }
 
     #[test]
