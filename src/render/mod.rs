@@ -1,8 +1,10 @@
 //! Pure text renderers: configuration blocks, files and scripts. Nothing here
 //! touches a host, so everything is tested with snapshots and proptest.
 
+pub mod cert;
 pub mod pg;
 pub mod scripts;
+pub mod stack;
 
 /// The first line of a block this project owns inside someone else's file.
 pub const BEGIN: &str = "# KE2-BEGIN";

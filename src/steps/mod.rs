@@ -10,6 +10,7 @@ pub mod pgpool;
 pub mod pgssh;
 pub mod postgres;
 pub mod shared_dir;
+pub mod stack;
 pub mod swarm;
 
 use std::fmt;
