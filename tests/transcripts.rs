@@ -169,6 +169,39 @@ async fn a_swarm_with_another_data_path_port_is_refused_naming_the_host() {
 }
 
 #[tokio::test]
+async fn a_manager_that_knows_no_cluster_is_not_an_anchor() {
+    let t = topology("three-node", Platform::Debian);
+    // Host 1 was cut from the majority: a manager, but no cluster (Raft
+    // has no leader it can reach); hosts 2 and 3 know the cluster.
+    let lost = Output::ok(
+        r#"{"NodeID":"n0","NodeAddr":"x","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{"NodeID":"n0","Addr":"10.20.0.1:2377"}],"Nodes":0,"Managers":0,"Cluster":{"ID":"","DataPathPort":0}}"#,
+    );
+    let rec = fresh_hosts(&t, true);
+    rec.rule(Rule::on("ke2-server1", "docker info", vec![lost.clone()]));
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "swarm on `ke2-server1`: the swarm manager knows no cluster (no Raft leader reachable); \
+         re-run once a majority of managers is back"
+    );
+    // Another manager that knows it anchors; 0 reads as the default 4789.
+    for i in [2, 3] {
+        rec.rule(Rule::on(
+            format!("ke2-server{i}"),
+            "docker info",
+            vec![active(&format!("n{}", i - 1), 0)],
+        ));
+    }
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let e = install(&Cx::new(&t, &hosts)).await.map(|_| ()).map_err(|e| e.to_string());
+    assert!(
+        !matches!(&e, Err(m) if m.contains("data-path port") || m.contains("knows no cluster")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
 async fn vmxnet3_with_4789_warns_before_init() {
     let mut t = topology("three-node-vmxnet3", Platform::Debian);
     t.swarm.data_path_port = ke2lab::topology::DataPathPort::Port(4789);

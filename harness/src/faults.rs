@@ -18,6 +18,8 @@ pub enum Service {
     Postgres,
     Pgpool,
     Glusterd,
+    /// The host's Gluster brick processes (`glusterfsd`).
+    Brick,
     Dockerd,
 }
 
@@ -28,6 +30,7 @@ impl Service {
             Service::Postgres => "postgres",
             Service::Pgpool => "pgpool",
             Service::Glusterd => "glusterd",
+            Service::Brick => "glusterfsd",
             Service::Dockerd => "dockerd",
         }
     }
@@ -116,6 +119,11 @@ impl<'a> Faults<'a> {
             Service::Postgres => l.pg_start(),
             Service::Pgpool => l.pgpool_start(),
             Service::Glusterd => spec.platform.start_glusterd(),
+            // glusterd respawns a started volume's missing bricks on `start
+            // force`; it changes nothing where they run.
+            Service::Brick => Cmd::new(["gluster", "--mode=script", "volume", "start"])
+                .arg(self.lab.topology.shared_dir.volume.clone())
+                .arg("force"),
             Service::Dockerd => Cmd::sh(
                 "setsid /usr/sbin/dockerd --storage-driver overlay2 >>/var/log/dockerd.log 2>&1 </dev/null &",
             ),

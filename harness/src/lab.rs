@@ -464,6 +464,17 @@ impl Lab {
         Ok(report)
     }
 
+    /// Steps 1-4 (engine, firewall, swarm, Gluster shared directory): for
+    /// scenarios about the shared directory alone.
+    pub async fn install_shared_dir(&mut self) -> Result<InstallReport> {
+        let hosts = self.hosts();
+        let cx = Cx::new(&self.topology, &hosts);
+        let mut report = InstallReport::default();
+        ke2lab::install::install_swarm(&cx, &mut report).await?;
+        ke2lab::install::install_shared_dir(&cx, &mut report).await?;
+        Ok(report)
+    }
+
     /// The run's passwords: explicit or document defaults per the topology,
     /// otherwise generated once and kept (mode 0600) in the run's state
     /// directory, so a re-provision uses the same ones.

@@ -138,3 +138,54 @@ async fn run(t: Target, mut id: i64, stop: Arc<AtomicBool>) -> WriterReport {
     }
     report
 }
+
+/// A client that appends numbered lines to a file (on the shared directory)
+/// from one host, without pause, and keeps every line whose append returned
+/// success: what the file must hold on every brick once healed.
+pub struct Appender {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<AppendReport>,
+}
+
+/// What an appender saw.
+#[derive(Clone, Debug, Default)]
+pub struct AppendReport {
+    /// The file's expected content: every acknowledged line, in order.
+    pub content: Vec<u8>,
+    pub ok: usize,
+    /// Appends that failed, with the error seen.
+    pub failed: Vec<(usize, String)>,
+}
+
+impl Appender {
+    pub fn start(host: std::sync::Arc<dyn ke2lab::host::Host>, path: String) -> Appender {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut r = AppendReport::default();
+            let mut i = 0usize;
+            while !flag.load(Ordering::SeqCst) {
+                let line = format!("{} {i}\n", host.name());
+                let cmd = ke2lab::host::Cmd::sh("printf '%s' \"$1\" >> \"$2\"")
+                    .arg(line.clone())
+                    .arg(path.clone());
+                match cmd.check(host.as_ref()).await {
+                    Ok(_) => {
+                        r.ok += 1;
+                        r.content.extend_from_slice(line.as_bytes());
+                    }
+                    Err(e) => r.failed.push((i, e.to_string())),
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r
+        });
+        Appender { stop, task }
+    }
+
+    pub async fn stop(self) -> AppendReport {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap_or_default()
+    }
+}

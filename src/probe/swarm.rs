@@ -113,8 +113,13 @@ impl SwarmInfo {
         self.local_node_state == LocalNodeState::Active
     }
 
+    /// The swarm's cluster id, when this node knows it (a manager without
+    /// a reachable Raft leader reports none, or an empty one).
     pub fn cluster_id(&self) -> Option<&str> {
-        self.cluster.as_ref().map(|c| c.id.as_str())
+        self.cluster
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .filter(|id| !id.is_empty())
     }
 }
 

@@ -92,14 +92,35 @@ impl Step for Swarm {
             each_host(cx, |_, h| async move { Ok(probe::info(h).await?) }).await?;
         let port = cx.topology.data_path_port();
         let mut plan = Plan::default();
-        // The anchor is the first host that already manages a swarm; a
-        // re-run after a partial install continues from it.
-        let anchor = infos
+        // The anchor is the first host that already manages a swarm and
+        // knows its cluster; a re-run after a partial install continues from
+        // it. A manager cut off from the Raft majority reports no cluster
+        // (or an empty one) until it catches up, so it cannot anchor.
+        let managers: Vec<usize> = (0..infos.len())
+            .filter(|&i| infos[i].is_active() && infos[i].control_available)
+            .collect();
+        let anchor = managers
             .iter()
-            .position(|i| i.is_active() && i.control_available);
+            .copied()
+            .find(|&i| infos[i].cluster_id().is_some());
+        if anchor.is_none()
+            && let Some(&m) = managers.first()
+        {
+            return Err(state_err(
+                cx,
+                m,
+                "the swarm manager knows no cluster (no Raft leader reachable); \
+                 re-run once a majority of managers is back"
+                    .into(),
+            ));
+        }
         let (anchor, cluster_id) = match anchor {
             Some(a) => {
-                let have = infos[a].cluster.as_ref().map_or(0, |c| c.data_path_port);
+                // 0 means "not set", which the engine treats as 4789.
+                let have = match infos[a].cluster.as_ref().map_or(0, |c| c.data_path_port) {
+                    0 => VXLAN_DEFAULT_PORT,
+                    p => p,
+                };
                 if have != port {
                     return Err(state_err(
                         cx,

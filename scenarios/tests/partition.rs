@@ -1,0 +1,298 @@
+//! Cluster tier: the primary's host, also the VIP holder, is cut from the
+//! other two (both ways, packets dropped) while a writer commits through the
+//! VIP. The majority side must end with exactly one primary and the VIP; the
+//! minority side must give the VIP up; acknowledged writes that are lost are
+//! counted. After the repair the old primary must not come back as a second
+//! primary, and a re-provision converges to one primary and two streaming
+//! standbys (the old primary rebuilt). Run with the document's asynchronous
+//! replication (loss and minority writes reported) and with synchronous
+//! replication (no acknowledged write lost, the minority accepts none).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use ke2lab::probe::net;
+use ke2lab::probe::swarm::{self, SwarmSummary};
+use ke2lab::probe::pgpool::{self, PoolSummary};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::{Fault, Faults};
+use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_harness::measure::{Summary, cycles};
+use ke2lab_harness::writer::{TABLE, Writer};
+use ke2lab_scenarios::{
+    T, align_leader_with_primary, missing, pool_nodes, primary_of, wait_healthy, writer_target,
+};
+
+/// What a write through the minority's own Pgpool-II did.
+#[derive(Debug, PartialEq, Eq)]
+enum MinorityWrite {
+    /// The server acknowledged the commit.
+    Acknowledged,
+    /// Refused, or no answer in time: not acknowledged.
+    NotAcknowledged(String),
+}
+
+async fn write_through(lab: &Lab, host: &str) -> Result<MinorityWrite> {
+    let t = writer_target(lab)?;
+    let addr = lab
+        .topology
+        .host(host)
+        .ok_or_else(|| anyhow!("no `{host}`"))?
+        .address;
+    let c = match pgpool::connect(addr, t.port, &t.user, &t.password, &t.database, T).await {
+        Ok(c) => c,
+        Err(e) => return Ok(MinorityWrite::NotAcknowledged(e.to_string())),
+    };
+    // A negative id: never one of the writer's.
+    let sql =
+        format!("INSERT INTO {TABLE} (id) VALUES (-1 * (extract(epoch from now()) * 1000)::bigint)");
+    let insert = c.execute(&sql, &[]);
+    Ok(match tokio::time::timeout(Duration::from_secs(10), insert).await {
+        Ok(Ok(1)) => MinorityWrite::Acknowledged,
+        Ok(Ok(n)) => MinorityWrite::NotAcknowledged(format!("{n} rows")),
+        Ok(Err(e)) => MinorityWrite::NotAcknowledged(e.to_string()),
+        Err(_) => MinorityWrite::NotAcknowledged("no answer in 10s".into()),
+    })
+}
+
+struct Cycle {
+    majority_primary: Duration,
+    vip_on_majority: Duration,
+    minority_released: Duration,
+    converged: Duration,
+    acked: usize,
+    lost: usize,
+    minority_write: MinorityWrite,
+}
+
+async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
+    let old = align_leader_with_primary(lab).await?;
+    let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
+    let majority: Vec<String> = names.iter().filter(|n| **n != old).cloned().collect();
+    let t = lab.topology.clone();
+    let creds = lab.credentials()?;
+    let vip = t.network.vip;
+
+    let target = writer_target(lab)?;
+    let writer = Writer::start(target.clone()).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let maj: Vec<&str> = majority.iter().map(String::as_str).collect();
+    let cut_at = Faults::new(lab).partition(&[&old], &maj).await?;
+
+    // Watched together, each time taken when first seen: the majority with
+    // exactly one primary of its own (as its Pgpool-II sees it, asked on a
+    // majority host's address: the VIP may be ambiguous), the VIP on exactly
+    // one majority host, the minority without the VIP.
+    let m0 = t.host(&majority[0]).unwrap().address;
+    let majority_hosts: Vec<_> = majority
+        .iter()
+        .map(|n| lab.host(n))
+        .collect::<Result<_>>()?;
+    let oh = lab.host(&old)?;
+    let (mut majority_primary, mut vip_on_majority, mut minority_released) = (None, None, None);
+    let mut new = String::new();
+    let mut last = String::new();
+    while majority_primary.is_none() || vip_on_majority.is_none() || minority_released.is_none() {
+        ensure!(
+            cut_at.elapsed() < Duration::from_secs(400),
+            "the partition did not settle in 400s: primary {majority_primary:?}, VIP {vip_on_majority:?}, \
+             released {minority_released:?}; last seen: {last}"
+        );
+        if majority_primary.is_none() {
+            match pgpool::show_pool_nodes(m0, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T).await
+            {
+                Ok(n) => {
+                    let up: Vec<_> = n.iter().filter(|x| x.is_primary() && x.is_up()).collect();
+                    match up.as_slice() {
+                        [p] if p.hostname != old && p.pg_role == "primary" => {
+                            new = p.hostname.clone();
+                            majority_primary = Some(cut_at.elapsed());
+                            lab.events
+                                .record(format!("observed: `{new}` primary on the majority side"));
+                        }
+                        _ => last = PoolSummary::of(&n).to_string(),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if vip_on_majority.is_none() {
+            match net::holders(&majority_hosts, vip).await {
+                Ok(h) if h.len() == 1 => {
+                    vip_on_majority = Some(cut_at.elapsed());
+                    lab.events.record(format!(
+                        "observed: VIP on `{}` of the majority",
+                        majority[h[0]]
+                    ));
+                }
+                Ok(h) => last = format!("majority holders {h:?}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if minority_released.is_none() {
+            match net::links(oh.as_ref()).await {
+                Ok(l) if !net::holds(&l, vip) => {
+                    minority_released = Some(cut_at.elapsed());
+                    lab.events
+                        .record(format!("observed: `{old}` released the VIP"));
+                }
+                Ok(_) => {}
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (majority_primary, vip_on_majority, minority_released) = (
+        majority_primary.unwrap(),
+        vip_on_majority.unwrap(),
+        minority_released.unwrap(),
+    );
+
+    // A client of the minority's own Pgpool-II.
+    let minority_write = write_through(lab, &old).await?;
+    lab.events
+        .record(format!("observed: write through `{old}`'s Pgpool-II: {minority_write:?}"));
+    if synchronous {
+        ensure!(
+            !matches!(minority_write, MinorityWrite::Acknowledged),
+            "the isolated old primary acknowledged a write with synchronous replication"
+        );
+    }
+
+    let report = writer.stop().await;
+    let repaired_at = Instant::now();
+    Faults::new(lab).repair().await?;
+
+    // The old primary must not come back as a second primary: Pgpool-II
+    // keeps routing to the majority's.
+    wait_for(
+        &format!("`{old}`'s Pgpool-II to rejoin the watchdog under `{}`", majority.join("`/`")),
+        Duration::from_secs(120),
+        || async {
+            match lab.watchdog_info_from(&old).await {
+                Ok(w) if w.quorum && majority.contains(&w.leader_host) => Poll::Ready(()),
+                Ok(w) => Poll::NotYet(format!("{w:?}")),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let nodes = pool_nodes(lab).await?;
+    let routed: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.is_primary() && n.is_up())
+        .map(|n| n.hostname.clone())
+        .collect();
+    ensure!(
+        routed == [new.clone()],
+        "after the repair Pgpool-II routes to primaries {routed:?}, not `{new}` alone: {nodes:?}"
+    );
+
+    // The operator checks the swarm is whole again, then re-provisions: the
+    // old primary is rebuilt as a standby.
+    let oh = lab.host(&old)?;
+    wait_for(
+        "the swarm to have three reachable managers after the repair",
+        Duration::from_secs(120),
+        || async {
+            match swarm::nodes(oh.as_ref()).await {
+                Ok(n) if SwarmSummary::of(&n).is_healthy(3) => Poll::Ready(()),
+                Ok(n) => Poll::NotYet(SwarmSummary::of(&n).to_string()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    lab.install().await?;
+    Faults::new(lab).mended(
+        &Fault::Partition(vec![old.clone()], majority.clone()),
+        "repaired",
+    );
+    let after = wait_healthy(
+        lab,
+        "one primary and two streaming standbys after the repair",
+        Duration::from_secs(180),
+    )
+    .await?;
+    ensure!(
+        primary_of(&after).as_deref() == Some(new.as_str()),
+        "the primary moved again: {after:?}"
+    );
+    let converged = repaired_at.elapsed();
+
+    let acked = report.acknowledged();
+    let lost = missing(&target, &acked).await?;
+    println!(
+        "partition ({}): cut `{old}` from {majority:?}; `{new}` primary after {:.1}s, VIP on the majority after {:.1}s, \
+         released by `{old}` after {:.1}s; write through `{old}`'s Pgpool-II: {minority_write:?}; \
+         converged {:.1}s after the repair; {} of {} acknowledged writes lost",
+        if synchronous { "synchronous" } else { "asynchronous" },
+        majority_primary.as_secs_f64(),
+        vip_on_majority.as_secs_f64(),
+        minority_released.as_secs_f64(),
+        converged.as_secs_f64(),
+        lost.len(),
+        acked.len()
+    );
+    if synchronous {
+        ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    }
+    Ok(Cycle {
+        majority_primary,
+        vip_on_majority,
+        minority_released,
+        converged,
+        acked: acked.len(),
+        lost: lost.len(),
+        minority_write,
+    })
+}
+
+async fn partition(lab: &mut Lab, synchronous: bool, default_cycles: usize) -> Result<()> {
+    lab.install().await?;
+    let mut done = Vec::new();
+    for _ in 0..cycles(default_cycles) {
+        done.push(cycle(lab, synchronous).await?);
+    }
+    let s = |f: &dyn Fn(&Cycle) -> Duration| {
+        Summary::of_durations(&done.iter().map(f).collect::<Vec<_>>()).unwrap()
+    };
+    println!(
+        "partition ({}) over {} cycles: majority primary {}; VIP on the majority {}; minority released the VIP {}; \
+         converged after repair {}; lost {} of {} acknowledged; minority acknowledged a write in {} of {} cycles",
+        if synchronous { "synchronous" } else { "asynchronous" },
+        done.len(),
+        s(&|c| c.majority_primary),
+        s(&|c| c.vip_on_majority),
+        s(&|c| c.minority_released),
+        s(&|c| c.converged),
+        done.iter().map(|c| c.lost).sum::<usize>(),
+        done.iter().map(|c| c.acked).sum::<usize>(),
+        done.iter()
+            .filter(|c| c.minority_write == MinorityWrite::Acknowledged)
+            .count(),
+        done.len()
+    );
+    Ok(())
+}
+
+async fn scenario(synchronous: bool, default_cycles: usize) -> Result<()> {
+    let mut topology = Topology::fixture("three-node")?.topology;
+    topology.postgres.synchronous = synchronous;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = partition(&mut lab, synchronous, default_cycles).await;
+    lab.finish(outcome).await
+}
+
+#[tokio::test]
+async fn partition_primary_isolated_async_counts_lost_writes() -> Result<()> {
+    scenario(false, 3).await
+}
+
+#[tokio::test]
+async fn partition_primary_isolated_sync_no_split_brain() -> Result<()> {
+    scenario(true, 1).await
+}

@@ -1,0 +1,205 @@
+//! Cluster tier: two of three hosts stop (the primary's among them), leaving
+//! one standby alone. Nothing may act without a majority: the surviving
+//! swarm manager refuses manager operations with Raft's no-leader error, the
+//! surviving Pgpool-II watchdog has no quorum and holds no VIP, and its
+//! standby is never promoted. Both hosts come back (rebooted, then the
+//! operator re-provisions): the swarm has a leader, the VIP is on one host,
+//! the database is one primary with streaming standbys, and every commit
+//! acknowledged before the fault is there. Repeated `KE2LAB_CYCLES` times.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use ke2lab::host::Cmd;
+use ke2lab::layout::Layout;
+use ke2lab::probe::ProbeError;
+use ke2lab::probe::net;
+use ke2lab::probe::swarm::{self, ManagerStatus};
+use ke2lab::topology::Topology;
+use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
+use ke2lab_harness::faults::Faults;
+use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_harness::measure::{Summary, cycles};
+use ke2lab_harness::writer::Writer;
+use ke2lab_scenarios::{
+    missing, primary_of, reboot, single_vip_holder, wait_healthy, writer_target,
+};
+
+/// Longer than Pgpool-II's failure detection (health check every 5 s,
+/// 30 s connect timeout, 3 retries: about 47 s measured on node loss), so
+/// a promotion that quorum should prevent would have happened in it.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// `SELECT pg_is_in_recovery()` on the host's own PostgreSQL.
+async fn in_recovery(lab: &Lab, host: &str) -> Result<bool> {
+    let spec = lab.topology.host(host).ok_or_else(|| anyhow!("no `{host}`"))?;
+    let l = Layout::of(spec.platform);
+    let out = Cmd::new([
+        "psql",
+        "-X",
+        "-At",
+        "-h",
+        l.socket_dir,
+        "-c",
+        "SELECT pg_is_in_recovery()",
+    ])
+    .user("postgres")
+    .check(lab.host(host)?.as_ref())
+    .await?;
+    match out.stdout_lossy().trim() {
+        "t" => Ok(true),
+        "f" => Ok(false),
+        other => Err(anyhow!("pg_is_in_recovery() on `{host}` said `{other}`")),
+    }
+}
+
+struct Cycle {
+    no_quorum_seen: Duration,
+    converged: Duration,
+    acked: usize,
+    lost: usize,
+}
+
+async fn cycle(lab: &mut Lab) -> Result<Cycle> {
+    let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(120)).await?;
+    let primary = primary_of(&nodes).ok_or_else(|| anyhow!("no primary"))?;
+    let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
+    let survivor = names.iter().find(|n| **n != primary).unwrap().clone();
+    let stopped: Vec<String> = names.iter().filter(|n| **n != survivor).cloned().collect();
+    let sh = lab.host(&survivor)?;
+
+    // Commits acknowledged before the fault.
+    let target = writer_target(lab)?;
+    let writer = Writer::start(target.clone()).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = writer.stop().await.acknowledged();
+
+    let mut f = Faults::new(lab);
+    let mut at = None;
+    for h in &stopped {
+        at.get_or_insert(f.stop(h).await?);
+    }
+    let stopped_at = at.unwrap();
+
+    // The survivor's manager refuses manager operations, typed.
+    wait_for(
+        &format!("the swarm manager on `{survivor}` to report no leader"),
+        Duration::from_secs(60),
+        || async {
+            match swarm::nodes(sh.as_ref()).await {
+                Err(ProbeError::NoSwarmQuorum { .. }) => Poll::Ready(()),
+                other => Poll::NotYet(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    let no_quorum_seen = stopped_at.elapsed();
+    lab.events
+        .record(format!("observed: `{survivor}` swarm manager without leader"));
+
+    // For longer than a failover would take: no quorum, no VIP, no promotion.
+    let hold_from = Instant::now();
+    let mut samples = 0;
+    while hold_from.elapsed() < HOLD {
+        let wd = lab.watchdog_info_from(&survivor).await?;
+        ensure!(!wd.quorum, "`{survivor}`'s watchdog claims quorum: {wd:?}");
+        let held = net::holds(
+            &net::links(sh.as_ref()).await?,
+            lab.topology.network.vip,
+        );
+        ensure!(!held, "`{survivor}` holds the VIP without quorum");
+        ensure!(
+            in_recovery(lab, &survivor).await?,
+            "`{survivor}` promoted itself without quorum"
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    lab.events.record(format!(
+        "observed: {samples} samples over {}s without quorum, VIP or promotion on `{survivor}`",
+        HOLD.as_secs()
+    ));
+
+    // Both come back; the operator re-provisions.
+    let back_at = Instant::now();
+    for h in &stopped {
+        reboot(lab, h).await?;
+    }
+    wait_for(
+        "the swarm to have a leader and three reachable managers",
+        Duration::from_secs(120),
+        || async {
+            match swarm::nodes(sh.as_ref()).await {
+                Ok(n)
+                    if n.iter()
+                        .filter(|x| {
+                            matches!(
+                                x.manager_status,
+                                Some(ManagerStatus::Leader | ManagerStatus::Reachable)
+                            )
+                        })
+                        .count()
+                        == 3 =>
+                {
+                    Poll::Ready(())
+                }
+                other => Poll::NotYet(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    lab.install().await?;
+    let after = wait_healthy(
+        lab,
+        "one primary and streaming standbys after the return",
+        Duration::from_secs(180),
+    )
+    .await?;
+    let holder = single_vip_holder(lab, "the VIP on one host", Duration::from_secs(60)).await?;
+    let converged = back_at.elapsed();
+    let lost = missing(&target, &before).await?;
+    println!(
+        "quorum loss: stopped {stopped:?}; `{survivor}`'s manager without leader after {:.1}s; \
+         {samples} samples over {}s: no quorum, no VIP, no promotion; after the return: converged in {:.1}s \
+         (primary `{}`, VIP on `{holder}`); {} of {} commits acknowledged before the fault missing",
+        no_quorum_seen.as_secs_f64(),
+        HOLD.as_secs(),
+        converged.as_secs_f64(),
+        primary_of(&after).unwrap_or_default(),
+        lost.len(),
+        before.len()
+    );
+    ensure!(lost.is_empty(), "acknowledged commits lost: {lost:?}");
+    Ok(Cycle {
+        no_quorum_seen,
+        converged,
+        acked: before.len(),
+        lost: lost.len(),
+    })
+}
+
+async fn quorum_loss(lab: &mut Lab) -> Result<()> {
+    lab.install().await?;
+    let mut done = Vec::new();
+    for _ in 0..cycles(3) {
+        done.push(cycle(lab).await?);
+    }
+    println!(
+        "quorum loss over {} cycles: no-leader error after {}; converged after the return {}; lost {} of {} acknowledged",
+        done.len(),
+        Summary::of_durations(&done.iter().map(|c| c.no_quorum_seen).collect::<Vec<_>>()).unwrap(),
+        Summary::of_durations(&done.iter().map(|c| c.converged).collect::<Vec<_>>()).unwrap(),
+        done.iter().map(|c| c.lost).sum::<usize>(),
+        done.iter().map(|c| c.acked).sum::<usize>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn quorum_loss_acts_nowhere_and_converges_on_return() -> Result<()> {
+    let topology = Topology::fixture("three-node")?.topology;
+    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
+    let outcome = quorum_loss(&mut lab).await;
+    lab.finish(outcome).await
+}
