@@ -194,7 +194,10 @@ async fn a_manager_that_knows_no_cluster_is_not_an_anchor() {
         ));
     }
     let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
-    let e = install(&Cx::new(&t, &hosts)).await.map(|_| ()).map_err(|e| e.to_string());
+    let e = install(&Cx::new(&t, &hosts))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     assert!(
         !matches!(&e, Err(m) if m.contains("data-path port") || m.contains("knows no cluster")),
         "{e:?}"

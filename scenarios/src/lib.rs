@@ -162,8 +162,7 @@ pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
                 match lab.watchdog_info_from(&leader).await {
                     Ok(w)
                         if w.quorum
-                            && w
-                                .nodes
+                            && w.nodes
                                 .iter()
                                 .any(|n| n.host == leader && n.status_name == "STANDBY") =>
                     {

@@ -38,7 +38,12 @@ async fn cycle(lab: &Lab, n: usize) -> Result<Cycle> {
 
     let appenders: Vec<Appender> = files
         .iter()
-        .map(|(w, f)| Ok(Appender::start(lab.host(w)?, format!("{}/{f}", t.shared_dir.path))))
+        .map(|(w, f)| {
+            Ok(Appender::start(
+                lab.host(w)?,
+                format!("{}/{f}", t.shared_dir.path),
+            ))
+        })
         .collect::<Result<_>>()?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use ke2lab::probe::net;
-use ke2lab::probe::swarm::{self, SwarmSummary};
 use ke2lab::probe::pgpool::{self, PoolSummary};
+use ke2lab::probe::swarm::{self, SwarmSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -46,15 +46,18 @@ async fn write_through(lab: &Lab, host: &str) -> Result<MinorityWrite> {
         Err(e) => return Ok(MinorityWrite::NotAcknowledged(e.to_string())),
     };
     // A negative id: never one of the writer's.
-    let sql =
-        format!("INSERT INTO {TABLE} (id) VALUES (-1 * (extract(epoch from now()) * 1000)::bigint)");
+    let sql = format!(
+        "INSERT INTO {TABLE} (id) VALUES (-1 * (extract(epoch from now()) * 1000)::bigint)"
+    );
     let insert = c.execute(&sql, &[]);
-    Ok(match tokio::time::timeout(Duration::from_secs(10), insert).await {
-        Ok(Ok(1)) => MinorityWrite::Acknowledged,
-        Ok(Ok(n)) => MinorityWrite::NotAcknowledged(format!("{n} rows")),
-        Ok(Err(e)) => MinorityWrite::NotAcknowledged(e.to_string()),
-        Err(_) => MinorityWrite::NotAcknowledged("no answer in 10s".into()),
-    })
+    Ok(
+        match tokio::time::timeout(Duration::from_secs(10), insert).await {
+            Ok(Ok(1)) => MinorityWrite::Acknowledged,
+            Ok(Ok(n)) => MinorityWrite::NotAcknowledged(format!("{n} rows")),
+            Ok(Err(e)) => MinorityWrite::NotAcknowledged(e.to_string()),
+            Err(_) => MinorityWrite::NotAcknowledged("no answer in 10s".into()),
+        },
+    )
 }
 
 struct Cycle {
@@ -102,7 +105,8 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
              released {minority_released:?}; last seen: {last}"
         );
         if majority_primary.is_none() {
-            match pgpool::show_pool_nodes(m0, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T).await
+            match pgpool::show_pool_nodes(m0, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T)
+                .await
             {
                 Ok(n) => {
                     let up: Vec<_> = n.iter().filter(|x| x.is_primary() && x.is_up()).collect();
@@ -153,8 +157,9 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
 
     // A client of the minority's own Pgpool-II.
     let minority_write = write_through(lab, &old).await?;
-    lab.events
-        .record(format!("observed: write through `{old}`'s Pgpool-II: {minority_write:?}"));
+    lab.events.record(format!(
+        "observed: write through `{old}`'s Pgpool-II: {minority_write:?}"
+    ));
     if synchronous {
         ensure!(
             !matches!(minority_write, MinorityWrite::Acknowledged),
@@ -169,7 +174,10 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     // The old primary must not come back as a second primary: Pgpool-II
     // keeps routing to the majority's.
     wait_for(
-        &format!("`{old}`'s Pgpool-II to rejoin the watchdog under `{}`", majority.join("`/`")),
+        &format!(
+            "`{old}`'s Pgpool-II to rejoin the watchdog under `{}`",
+            majority.join("`/`")
+        ),
         Duration::from_secs(120),
         || async {
             match lab.watchdog_info_from(&old).await {
@@ -229,7 +237,11 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
         "partition ({}): cut `{old}` from {majority:?}; `{new}` primary after {:.1}s, VIP on the majority after {:.1}s, \
          released by `{old}` after {:.1}s; write through `{old}`'s Pgpool-II: {minority_write:?}; \
          converged {:.1}s after the repair; {} of {} acknowledged writes lost",
-        if synchronous { "synchronous" } else { "asynchronous" },
+        if synchronous {
+            "synchronous"
+        } else {
+            "asynchronous"
+        },
         majority_primary.as_secs_f64(),
         vip_on_majority.as_secs_f64(),
         minority_released.as_secs_f64(),
@@ -263,7 +275,11 @@ async fn partition(lab: &mut Lab, synchronous: bool, default_cycles: usize) -> R
     println!(
         "partition ({}) over {} cycles: majority primary {}; VIP on the majority {}; minority released the VIP {}; \
          converged after repair {}; lost {} of {} acknowledged; minority acknowledged a write in {} of {} cycles",
-        if synchronous { "synchronous" } else { "asynchronous" },
+        if synchronous {
+            "synchronous"
+        } else {
+            "asynchronous"
+        },
         done.len(),
         s(&|c| c.majority_primary),
         s(&|c| c.vip_on_majority),

@@ -33,7 +33,10 @@ const HOLD: Duration = Duration::from_secs(60);
 
 /// `SELECT pg_is_in_recovery()` on the host's own PostgreSQL.
 async fn in_recovery(lab: &Lab, host: &str) -> Result<bool> {
-    let spec = lab.topology.host(host).ok_or_else(|| anyhow!("no `{host}`"))?;
+    let spec = lab
+        .topology
+        .host(host)
+        .ok_or_else(|| anyhow!("no `{host}`"))?;
     let l = Layout::of(spec.platform);
     let out = Cmd::new([
         "psql",
@@ -95,8 +98,9 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
     )
     .await?;
     let no_quorum_seen = stopped_at.elapsed();
-    lab.events
-        .record(format!("observed: `{survivor}` swarm manager without leader"));
+    lab.events.record(format!(
+        "observed: `{survivor}` swarm manager without leader"
+    ));
 
     // For longer than a failover would take: no quorum, no VIP, no promotion.
     let hold_from = Instant::now();
@@ -104,10 +108,7 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
     while hold_from.elapsed() < HOLD {
         let wd = lab.watchdog_info_from(&survivor).await?;
         ensure!(!wd.quorum, "`{survivor}`'s watchdog claims quorum: {wd:?}");
-        let held = net::holds(
-            &net::links(sh.as_ref()).await?,
-            lab.topology.network.vip,
-        );
+        let held = net::holds(&net::links(sh.as_ref()).await?, lab.topology.network.vip);
         ensure!(!held, "`{survivor}` holds the VIP without quorum");
         ensure!(
             in_recovery(lab, &survivor).await?,

@@ -275,7 +275,11 @@ mod tests {
         // Captured from a lab manager whose two peers were stopped.
         let stderr = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\n";
         let r = Recorder::new();
-        r.rule(Rule::on("a", "docker node ls", vec![Output::fail(1, stderr)]));
+        r.rule(Rule::on(
+            "a",
+            "docker node ls",
+            vec![Output::fail(1, stderr)],
+        ));
         r.rule(Rule::on(
             "b",
             "docker node ls",
