@@ -5,33 +5,18 @@
 //! asynchronous replication the loss is reported, not asserted; the
 //! synchronous variant asserts none).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
+use ke2lab::probe::pgpool::{PoolNode, PoolSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults, Service};
 use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
-use ke2lab_harness::writer::{TABLE, Target, Writer};
-
-const T: Duration = Duration::from_secs(5);
-
-async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
-    let t = &lab.topology;
-    let c = lab.credentials()?;
-    Ok(pgpool::show_pool_nodes(
-        t.network.vip,
-        t.ports.pgpool,
-        "pgpool",
-        c.pgpool.expose(),
-        T,
-    )
-    .await?)
-}
+use ke2lab_harness::writer::{Target, Writer};
+use ke2lab_scenarios::{missing, pool_nodes, writer_target};
 
 /// What one fault cycle measured.
 struct Cycle {
@@ -157,27 +142,8 @@ async fn cycle(lab: &mut Lab, target: &Target, mode: &str) -> Result<Cycle> {
     let rebuilt = rebuilt_at.elapsed();
 
     // Acknowledged commits missing on the new primary.
-    let c = pgpool::connect(
-        target.addr,
-        target.port,
-        &target.user,
-        &target.password,
-        &target.database,
-        T,
-    )
-    .await?;
-    let present: BTreeSet<i64> = c
-        .query(&format!("SELECT id FROM {TABLE}"), &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let acked = report.acknowledged();
-    let lost: Vec<i64> = acked
-        .iter()
-        .copied()
-        .filter(|id| !present.contains(id))
-        .collect();
+    let lost = missing(target, &acked).await?;
     println!(
         "failover ({mode}): killed PostgreSQL on `{old}`; `{promoted}` primary after {:.1}s, `{other}` following after {:.1}s; \
          RTO {:.1}s; {} acknowledged commits, {} lost; old primary rebuilt in {:.1}s",
@@ -206,15 +172,7 @@ async fn cycle(lab: &mut Lab, target: &Target, mode: &str) -> Result<Cycle> {
 
 async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
     lab.install().await?;
-    let t = lab.topology.clone();
-    let creds = lab.credentials()?;
-    let target = Target {
-        addr: t.network.vip,
-        port: t.ports.pgpool,
-        user: "kompira".into(),
-        password: creds.kompira.expose().to_string(),
-        database: t.postgres.database.clone(),
-    };
+    let target = writer_target(lab)?;
     // The replication mode is the one asked for: `ANY 1 (...)` shows as
     // `quorum` on the standbys, the document's default as `async`. Pgpool-II
     // refreshes it with its streaming-replication check (every 10 s).

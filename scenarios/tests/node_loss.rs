@@ -8,15 +8,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use ke2lab::host::Cmd;
 use ke2lab::probe::gluster;
 use ke2lab::probe::pgpool::{self, PoolSummary};
 use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
-use ke2lab_harness::faults::{Faults, Service};
+use ke2lab_harness::faults::Faults;
 use ke2lab_harness::lab::keep_on_failure;
+use ke2lab_scenarios::reboot;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -109,23 +109,8 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
 
     // Host 3 comes back; its services start as its init would start them.
     let back_at = Instant::now();
-    faults.start(&lost).await?;
+    reboot(lab, &lost).await?;
     let h3 = lab.host(&lost)?;
-    wait_for(
-        "the restarted host's docker engine",
-        Duration::from_secs(60),
-        || async {
-            match h3.run(&Cmd::new(["docker", "version"])).await {
-                Ok(o) if o.success() => Poll::Ready(()),
-                Ok(o) => Poll::NotYet(o.stderr_lossy()),
-                Err(e) => Poll::NotYet(e.to_string()),
-            }
-        },
-    )
-    .await?;
-    for s in [Service::Glusterd, Service::Postgres, Service::Pgpool] {
-        faults.start_service(&lost, s).await?;
-    }
 
     // The operator re-provisions: mounts, standby and Pgpool-II repaired.
     let report = lab.install().await?;
