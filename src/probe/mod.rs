@@ -5,6 +5,7 @@
 pub mod gluster;
 pub mod net;
 pub mod pgpool;
+pub mod stack;
 pub mod swarm;
 
 use thiserror::Error;

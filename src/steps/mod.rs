@@ -2,6 +2,8 @@
 //! differs from the topology) and then applies only those differences, and
 //! reports what it changed; a step whose plan is empty changes nothing.
 
+pub mod checkout;
+pub mod deploy;
 pub mod docker;
 pub mod files;
 pub mod firewall;
