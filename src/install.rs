@@ -103,3 +103,35 @@ pub async fn install_database(cx: &Cx<'_>, report: &mut InstallReport) -> Result
     report.steps.push(steps::run(&postgres::PgSync, cx).await?);
     Ok(())
 }
+
+/// Step 8: the operator's ke2-docker checkout onto the manager, the
+/// certificates, `setup_stack.sh`'s files, and `docker stack deploy`. The
+/// checkout is read before any host is touched (a bad one is bad input).
+pub async fn install_stack(
+    cx: &Cx<'_>,
+    tree: steps::checkout::Tree,
+    report: &mut InstallReport,
+) -> Result<(), StepError> {
+    use steps::checkout::{Checkout, DEFAULT_DEST};
+    use steps::stack::{Certs, SetupStack, StackOptions};
+    let opts = StackOptions::from_topology(cx.topology, DEFAULT_DEST);
+    report.steps.push(
+        steps::run(
+            &Checkout {
+                tree,
+                dest: DEFAULT_DEST.into(),
+                manager: opts.manager,
+            },
+            cx,
+        )
+        .await?,
+    );
+    report.steps.push(steps::run(&Certs::new(&opts), cx).await?);
+    report
+        .steps
+        .push(steps::run(&SetupStack::new(opts.clone()), cx).await?);
+    report
+        .steps
+        .push(steps::run(&steps::deploy::Deploy { opts }, cx).await?);
+    Ok(())
+}

@@ -68,6 +68,15 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// Step 8 on a running lab: copy a ke2-docker checkout to the manager,
+    /// make the certificates and stack files, `docker stack deploy`.
+    Stack {
+        #[arg(long)]
+        run: Option<String>,
+        /// The ke2-docker checkout (read-only input).
+        #[arg(long)]
+        ke2_docker: PathBuf,
+    },
     /// Install real servers over SSH (the topology's addresses).
     Install {
         #[arg(long, short)]
@@ -101,7 +110,9 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let bad_input = e.chain().any(|c| c.is::<TopologyError>());
+            let bad_input = e.chain().any(|c| {
+                c.is::<TopologyError>() || c.is::<ke2lab::steps::checkout::TreeError>()
+            });
             eprintln!("error: {e:#}");
             ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
         }
@@ -148,6 +159,26 @@ async fn run(cli: Cli) -> Result<()> {
             let mut lab = Lab::attach(&run).await?;
             let report = lab.install().await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Stack { run, ke2_docker } => {
+            // The checkout is read before anything else: bad input touches
+            // no host.
+            let tree = ke2lab::steps::checkout::Tree::read(&ke2_docker)?;
+            let run = pick_run(run).await?;
+            let lab = Lab::attach(&run).await?;
+            let hosts = lab.hosts();
+            let creds = lab.credentials()?;
+            let cx = Cx::new(&lab.topology, &hosts).with_credentials(&creds);
+            let mut report = ke2lab::install::InstallReport::default();
+            let r = ke2lab::install::install_stack(&cx, tree, &mut report).await;
+            for s in &report.steps {
+                for w in &s.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            println!("{report}");
+            r?;
             Ok(())
         }
         Command::Install {
