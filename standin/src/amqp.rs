@@ -67,7 +67,7 @@ impl fmt::Display for AmqpError {
             AmqpError::Refused { code, text, during } => {
                 write!(f, "refused after {during}: {code} {text}")
             }
-            AmqpError::Timeout(d) => write!(f, "no handshake within {}s", d.as_secs()),
+            AmqpError::Timeout(d) => write!(f, "no handshake within {}", crate::log::human(*d)),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::log::{Logger, utc_rfc3339};
+use crate::log::{Logger, human, utc_rfc3339};
 use crate::{amqp, pg, resp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,19 +246,11 @@ pub async fn watch(
             };
             log.warn(&format!(
                 "{line}{lost}; attempt {failures}, next in {}",
-                fmt_secs(delay)
+                human(delay)
             ));
             was_ok = Some(false);
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(backoff.max);
         }
-    }
-}
-
-fn fmt_secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }

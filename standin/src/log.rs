@@ -43,6 +43,17 @@ impl Level {
     }
 }
 
+/// A duration as people write it: `300 ms`, `5s`, `2.5s`.
+pub fn human(d: std::time::Duration) -> String {
+    if d.as_secs() == 0 {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 /// `2023-11-14T22:13:20.000Z`: UTC, so lines of replicas in different
 /// time zones sort together.
 pub fn utc_rfc3339(t: SystemTime) -> String {
@@ -180,6 +191,13 @@ mod tests {
             utc_rfc3339(at(4_107_542_399) + Duration::from_millis(7)),
             "2100-02-28T23:59:59.007Z"
         );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human(Duration::from_millis(300)), "300 ms");
+        assert_eq!(human(Duration::from_secs(5)), "5s");
+        assert_eq!(human(Duration::from_millis(2500)), "2.5s");
     }
 
     #[test]

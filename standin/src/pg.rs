@@ -53,13 +53,23 @@ pub async fn check(
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+        .map_err(|_| format!("no answer within {}", crate::log::human(timeout)))?
 }
 
 fn describe(e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
+        // tokio-postgres's own text is the kind ("error connecting to
+        // server"); the cause (refused, no route, reset) is its source.
+        None => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 

@@ -32,7 +32,7 @@ impl fmt::Display for RespError {
             RespError::Unexpected { command, reply } => {
                 write!(f, "unexpected reply to `{command}`: `{reply}`")
             }
-            RespError::Timeout(d) => write!(f, "no reply within {}s", d.as_secs()),
+            RespError::Timeout(d) => write!(f, "no reply within {}", crate::log::human(*d)),
         }
     }
 }
