@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::checks::{Backoff, Checker, Dep, Slot, watch};
 use crate::config::{Config, Invocation, Role, USAGE, log_file, parse_args};
@@ -97,27 +97,41 @@ pub fn main_with(args: Vec<OsString>, get: &dyn Fn(&str) -> Option<String>) -> i
     code
 }
 
-/// Completes on the first SIGTERM or SIGINT, naming it.
-async fn stop_signal() -> &'static str {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the default action (exit) applies.
-        std::future::pending::<()>().await;
-        unreachable!()
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM (docker's stop) and SIGINT (the `kompira` service's
+/// `stop_signal`), caught from the moment this is made.
+struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    fn new() -> std::io::Result<Stop> {
+        Ok(Stop {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes on the first of them, naming it.
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 
 async fn run(cfg: Config, log: Arc<Logger>, host: String) -> i32 {
     let role = cfg.role;
-    // Handlers first: a signal during start-up must still end cleanly.
-    let stop = stop_signal();
-    tokio::pin!(stop);
+    // Handlers first, before anything is polled: a signal during start-up
+    // must still end in exit 0, not in the default action.
+    let mut stop = match Stop::new() {
+        Ok(s) => s,
+        Err(e) => {
+            log.error(&format!("cannot catch SIGTERM/SIGINT: {e}"));
+            return EXIT_FAILURE;
+        }
+    };
     log.info(&format!(
         "{} starting as `{}` on {host}; log file {}",
         version(),
@@ -137,13 +151,15 @@ async fn run(cfg: Config, log: Arc<Logger>, host: String) -> i32 {
     let interval = cfg.check_interval;
     let listen = cfg.listen;
     let checker = Arc::new(Checker::new(cfg, &host));
-    let slot = |_: Dep| -> Slot { Arc::new(Mutex::new(None)) };
-    let (amqp, cache) = (slot(Dep::Amqp), slot(Dep::Cache));
+    let new_slot = || -> Slot { Arc::new(Mutex::new(None)) };
+    // The status page shows the watchers' latest AMQP and cache results;
+    // its database result is a fresh check per request.
+    let (amqp, cache) = (new_slot(), new_slot());
     for dep in checker.deps() {
         let s = match dep {
             Dep::Amqp => amqp.clone(),
             Dep::Cache => cache.clone(),
-            Dep::Database => slot(dep),
+            Dep::Database => new_slot(),
         };
         tokio::spawn(watch(
             checker.clone(),
@@ -167,7 +183,7 @@ async fn run(cfg: Config, log: Arc<Logger>, host: String) -> i32 {
         let app = Arc::new(App::new(checker, log.clone(), host, amqp, cache));
         let mut why = "a stop signal";
         let served = serve(listener, app, async {
-            why = (&mut stop).await;
+            why = stop.wait().await;
         })
         .await;
         if let Err(e) = served {
@@ -176,7 +192,7 @@ async fn run(cfg: Config, log: Arc<Logger>, host: String) -> i32 {
         }
         why
     } else {
-        stop.await
+        stop.wait().await
     };
     log.info(&format!("{} stopping on {why}", role.name()));
     0
