@@ -283,3 +283,50 @@ fn uwsgi_serves_and_stops_on_sigint() {
         assert!(!text.contains(pw), "{text}");
     }
 }
+
+#[test]
+fn kompirad_checks_its_three_dependencies_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join(".secret_key");
+    std::fs::write(&key, "12345").unwrap();
+    let child = cmd(
+        Path::new(BIN),
+        &[],
+        &[
+            (
+                "DATABASE_URL",
+                format!(
+                    "pgsql://kompira:db-pw-123@127.0.0.1:{}/kompira",
+                    closed_port()
+                ),
+            ),
+            (
+                "AMQP_URL",
+                format!("amqp://guest:mq-pw-123@127.0.0.1:{}", closed_port()),
+            ),
+            ("CACHE_URL", format!("redis://127.0.0.1:{}", closed_port())),
+            ("LOGGING_DIR", dir.path().display().to_string()),
+            ("LOGGING_NAME", "kengine".into()),
+            ("KOMPIRA_SECRET_KEY_FILE", key.display().to_string()),
+        ],
+    )
+    .arg("kompirad")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let log = dir.path().join("kengine.log");
+    for dep in ["database pgsql://", "amqp amqp://", "cache redis://"] {
+        wait_for_log(&log, dep);
+    }
+    signal(&child, libc::SIGTERM);
+    let (code, _) = wait_exit(child);
+    assert_eq!(code, Some(0));
+    let text = wait_for_log(&log, "kompirad stopping on SIGTERM");
+    assert!(text.contains(" INFO "), "{text}");
+    assert!(text.contains(".secret_key: present (5 bytes)"), "{text}");
+    assert!(!text.contains("uwsgi protocol"), "{text}");
+    for pw in ["db-pw-123", "mq-pw-123"] {
+        assert!(!text.contains(pw), "{text}");
+    }
+}
