@@ -531,6 +531,70 @@ async fn a_created_but_stopped_volume_is_only_started() {
 }
 
 #[tokio::test]
+async fn a_mount_whose_client_is_gone_is_remounted() {
+    // After a partition the FUSE client of one host died: the mount is still
+    // listed, every access fails. A re-run remounts it there only.
+    let t = topology();
+    let rec = gluster_fresh(&t);
+    rec.rule(Rule::on(
+        "ke2-server1",
+        "gluster pool list --xml",
+        vec![Output::ok(POOL_CONNECTED)],
+    ));
+    rec.rule(Rule::on(
+        "ke2-server1",
+        "gluster volume info gvol0 --xml",
+        vec![Output::ok(VOLUME_STARTED)],
+    ));
+    for h in &t.hosts {
+        rec.rule(Rule::on(
+            &h.name,
+            "cat /proc/mounts",
+            vec![Output::ok(format!("{MOUNTS}{GLUSTER_MOUNT}"))],
+        ));
+    }
+    rec.rule(Rule::on(
+        "ke2-server1",
+        "timeout 10 stat -c %F /mnt/gluster",
+        vec![Output::fail(
+            1,
+            "stat: cannot statx '/mnt/gluster': Transport endpoint is not connected\n",
+        )],
+    ));
+    let hosts = hosts_of(&t, &rec);
+    let report = steps::run(&Gluster::default(), &Cx::new(&t, &hosts))
+        .await
+        .unwrap();
+    // (fstab entries are this recorder's other changes)
+    let summaries: Vec<(String, String)> = report
+        .changes
+        .iter()
+        .filter(|c| c.summary.contains("mount `"))
+        .map(|c| (c.host.clone(), c.summary.clone()))
+        .collect();
+    assert_eq!(
+        summaries,
+        [(
+            "ke2-server1".to_string(),
+            "remount `localhost:/gvol0` at `/mnt/gluster` (its client is gone: \
+             stat: cannot statx '/mnt/gluster': Transport endpoint is not connected)"
+                .to_string()
+        )],
+        "{}",
+        rec.transcript()
+    );
+    let transcript = rec.transcript();
+    assert!(
+        transcript.contains("[ke2-server1] $ umount -l /mnt/gluster"),
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("[ke2-server2] $ umount"),
+        "{transcript}"
+    );
+}
+
+#[tokio::test]
 async fn a_volume_with_other_bricks_is_refused() {
     let mut t = topology();
     t.shared_dir.brick = "/data/brick".into();

@@ -71,7 +71,16 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
         let hd = dir.join(&spec.name);
         std::fs::create_dir_all(&hd)?;
         let l = Layout::of(spec.platform);
-        for f in FILES {
+        // The FUSE client's own log is named after the mount point.
+        let client_log = format!(
+            "/var/log/glusterfs/{}.log",
+            lab.topology
+                .shared_dir
+                .path
+                .trim_start_matches('/')
+                .replace('/', "-")
+        );
+        for f in FILES.iter().copied().chain([client_log.as_str()]) {
             if let Ok(Some(body)) = h.read_file(f).await {
                 write(
                     &hd,

@@ -475,6 +475,27 @@ impl Lab {
         Ok(report)
     }
 
+    /// Step 8 from a ke2-docker checkout (copied to the manager, never
+    /// written into), recording its phases.
+    pub async fn install_stack(
+        &mut self,
+        tree: ke2lab::steps::checkout::Tree,
+    ) -> Result<InstallReport> {
+        let hosts = self.hosts();
+        let creds = self.credentials()?;
+        let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
+        let mut report = InstallReport::default();
+        ke2lab::install::install_stack(&cx, tree, &mut report).await?;
+        for s in &report.steps {
+            self.phase(Phase {
+                name: s.step.to_string(),
+                elapsed: s.elapsed,
+                detail: format!("{} change(s)", s.changes.len()),
+            });
+        }
+        Ok(report)
+    }
+
     /// The run's passwords: explicit or document defaults per the topology,
     /// otherwise generated once and kept (mode 0600) in the run's state
     /// directory, so a re-provision uses the same ones.

@@ -110,9 +110,9 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let bad_input = e.chain().any(|c| {
-                c.is::<TopologyError>() || c.is::<ke2lab::steps::checkout::TreeError>()
-            });
+            let bad_input = e
+                .chain()
+                .any(|c| c.is::<TopologyError>() || c.is::<ke2lab::steps::checkout::TreeError>());
             eprintln!("error: {e:#}");
             ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
         }
@@ -172,11 +172,7 @@ async fn run(cli: Cli) -> Result<()> {
             let cx = Cx::new(&lab.topology, &hosts).with_credentials(&creds);
             let mut report = ke2lab::install::InstallReport::default();
             let r = ke2lab::install::install_stack(&cx, tree, &mut report).await;
-            for s in &report.steps {
-                for w in &s.warnings {
-                    eprintln!("warning: {w}");
-                }
-            }
+            // The report lists each step's changes and warnings.
             println!("{report}");
             r?;
             Ok(())

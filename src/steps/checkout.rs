@@ -108,6 +108,33 @@ fn executable(_: &std::fs::DirEntry) -> bool {
     false
 }
 
+/// What the stack needs that a checkout may lack, and ke2lab then writes:
+/// `rabbitmq.yml` names `scripts/bootstrap-rabbitmq.sh` as a swarm config,
+/// and a checkout without the repository's scripts (the pinned data-only
+/// tree, for one) has no such file, so `docker stack deploy` would refuse
+/// the stack.
+pub const BOOTSTRAP_RABBITMQ: &str = "scripts/bootstrap-rabbitmq.sh";
+
+/// ke2lab's `bootstrap-rabbitmq.sh`, doing what ke2-docker's does: the
+/// mounted certificates copied where `rabbitmq-ssl.conf` expects them and
+/// owned by rabbitmq, the SSL auth mechanism plugin enabled, then the
+/// server.
+pub fn bootstrap_rabbitmq_sh() -> String {
+    "#!/bin/sh\n\
+     # Written by ke2lab: the ke2-docker checkout it was given has no\n\
+     # scripts/bootstrap-rabbitmq.sh. Same duties as the repository's script.\n\
+     set -e\n\
+     mkdir -p /etc/rabbitmq/ssl\n\
+     for f in local-ca.crt server.crt server.key; do\n\
+     \x20   cp \"/run/.kompira_ssl/$f\" /etc/rabbitmq/ssl/\n\
+     done\n\
+     chown -R rabbitmq:rabbitmq /etc/rabbitmq/ssl\n\
+     chmod 0600 /etc/rabbitmq/ssl/server.key\n\
+     rabbitmq-plugins enable --offline rabbitmq_auth_mechanism_ssl\n\
+     exec rabbitmq-server\n"
+        .to_string()
+}
+
 /// Copies `tree` to `dest` on the manager host `manager`.
 pub struct Checkout {
     pub tree: Tree,
@@ -126,7 +153,20 @@ impl Step for Checkout {
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<Act>, StepError> {
         let h = cx.host(self.manager);
         let mut plan = Plan::default();
-        for f in &self.tree.files {
+        let mut files = self.tree.files.clone();
+        if !files.iter().any(|f| f.path == BOOTSTRAP_RABBITMQ) {
+            plan.warnings.push(format!(
+                "the checkout `{}` has no `{BOOTSTRAP_RABBITMQ}`, which the rabbitmq service needs: \
+                 ke2lab writes its own (SSL files to /etc/rabbitmq/ssl, auth plugin, rabbitmq-server)",
+                self.tree.root.display()
+            ));
+            files.push(TreeFile {
+                path: BOOTSTRAP_RABBITMQ.into(),
+                body: bootstrap_rabbitmq_sh().into_bytes(),
+                mode: 0o755,
+            });
+        }
+        for f in &files {
             let path = format!("{}/{}", self.dest.trim_end_matches('/'), f.path);
             if let Some(act) = want_file(h, &path, &f.body, f.mode, "root").await? {
                 plan.push(self.manager, format!("copy `{}` to `{path}`", f.path), act);
@@ -143,6 +183,23 @@ impl Step for Checkout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bootstrap_script_is_posix_sh_that_ends_in_the_server() {
+        let s = bootstrap_rabbitmq_sh();
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.ends_with("exec rabbitmq-server\n"));
+        assert!(s.contains("    cp \"/run/.kompira_ssl/$f\" /etc/rabbitmq/ssl/\n"));
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &s])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     #[test]
     fn a_directory_that_is_no_checkout_is_refused_naming_it() {

@@ -214,8 +214,24 @@ pub enum Action {
     Set { key: &'static str, value: String },
     /// Creates the mount point and mounts the volume from localhost.
     Mount,
+    /// Unmount a dead FUSE mount and mount it again.
+    Remount,
     /// Writes `/etc/fstab` with the procedure's line exactly once.
     Fstab { body: String },
+}
+
+/// A mount point as the plan finds it.
+enum MountState {
+    Absent,
+    Alive,
+    /// Listed in the mount table but its client answers nothing.
+    Dead(String),
+}
+
+/// Exit 0 when the mount point answers (bounded: a hung client must not
+/// hang the plan).
+pub fn mount_alive_cmd(path: &str) -> Cmd {
+    Cmd::new(["timeout", "10", "stat", "-c", "%F"]).arg(path.to_string())
 }
 
 /// The trusted pool, the volume and its mounts.
@@ -420,8 +436,19 @@ impl Step for Gluster {
             async move {
                 let mounts = probe::mounts(h).await?;
                 let mounted = match probe::mount_at(&mounts, &spec.path) {
-                    None => false,
-                    Some(m) if m.fstype == GLUSTER_FSTYPE && m.source == *source => true,
+                    None => MountState::Absent,
+                    Some(m) if m.fstype == GLUSTER_FSTYPE && m.source == *source => {
+                        // Listed is not enough: a FUSE mount whose client
+                        // process is gone stays in the table and answers
+                        // every access with "Transport endpoint is not
+                        // connected".
+                        let out = h.run(&mount_alive_cmd(&spec.path)).await?;
+                        if out.success() {
+                            MountState::Alive
+                        } else {
+                            MountState::Dead(out.stderr_lossy().trim().to_string())
+                        }
+                    }
                     Some(m) => {
                         return Err(state_err(
                             "gluster",
@@ -452,12 +479,21 @@ impl Step for Gluster {
         })
         .await?;
         for (i, (mounted, fstab)) in hosts.into_iter().enumerate() {
-            if !mounted {
-                plan.push(
+            match mounted {
+                MountState::Alive => {}
+                MountState::Absent => plan.push(
                     i,
                     format!("mount `{source}` at `{}`", spec.path),
                     Action::Mount,
-                );
+                ),
+                MountState::Dead(why) => plan.push(
+                    i,
+                    format!(
+                        "remount `{source}` at `{}` (its client is gone: {why})",
+                        spec.path
+                    ),
+                    Action::Remount,
+                ),
             }
             if let Some(body) = fstab {
                 plan.push(
@@ -510,6 +546,18 @@ impl Step for Gluster {
                     .arg(spec.volume.clone())
                     .arg(*key)
                     .arg(value.clone())
+                    .check(host)
+                    .await?;
+            }
+            Action::Remount => {
+                // Lazy: the dead mount may still be some process's cwd.
+                Cmd::new(["umount", "-l"])
+                    .arg(spec.path.clone())
+                    .check(host)
+                    .await?;
+                Cmd::new(["mount", "-t", "glusterfs"])
+                    .arg(format!("localhost:/{}", spec.volume))
+                    .arg(spec.path.clone())
                     .check(host)
                     .await?;
             }
