@@ -60,6 +60,13 @@ fn node_ls(t: &Topology) -> Output {
 /// A recorder scripted like fresh hosts that become a cluster as the steps
 /// act on them: each per-host rule answers "before" first and "after" from
 /// then on.
+/// `ip -j addr show` of a server whose cluster address is on `ens192`.
+fn links(address: std::net::Ipv4Addr) -> Output {
+    Output::ok(format!(
+        r#"[{{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"operstate":"UNKNOWN","addr_info":[{{"family":"inet","local":"127.0.0.1","prefixlen":8}}]}},{{"ifindex":2,"ifname":"ens192","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"operstate":"UP","addr_info":[{{"family":"inet","local":"{address}","prefixlen":24}}]}}]"#
+    ))
+}
+
 fn fresh_hosts(t: &Topology, engine_installed: bool) -> Recorder {
     let rec = Recorder::new();
     let port = t.data_path_port();
@@ -90,7 +97,14 @@ fn fresh_hosts(t: &Topology, engine_installed: bool) -> Recorder {
             "docker info",
             vec![inactive(), active(&format!("n{i}"), port)],
         ));
+        rec.rule(Rule::on(n, "ip -j addr show", vec![links(h.address)]));
     }
+    // A real server's NIC: a PCI device with its driver (virtio here; a
+    // test may answer vmxnet3).
+    rec.rule(Rule::any(
+        "readlink -f /sys/class/net/ens192/device/driver",
+        vec![Output::ok("/sys/bus/pci/drivers/virtio-pci\n")],
+    ));
     rec.rule(Rule::any(
         "docker swarm join-token",
         vec![Output::ok(format!("{TOKEN}\n"))],
@@ -202,6 +216,33 @@ async fn a_manager_that_knows_no_cluster_is_not_an_anchor() {
         !matches!(&e, Err(m) if m.contains("data-path port") || m.contains("knows no cluster")),
         "{e:?}"
     );
+}
+
+#[tokio::test]
+async fn a_vmxnet3_driver_in_sysfs_warns_even_when_the_topology_says_otherwise() {
+    let mut t = topology("three-node", Platform::Debian);
+    t.swarm.data_path_port = ke2lab::topology::DataPathPort::Port(4789);
+    let rec = fresh_hosts(&t, true);
+    rec.rule(Rule::on(
+        "ke2-server2",
+        "readlink -f /sys/class/net/ens192/device/driver",
+        vec![Output::ok("/sys/bus/pci/drivers/vmxnet3\n")],
+    ));
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let report = install(&Cx::new(&t, &hosts)).await.unwrap();
+    let swarm = report.steps.iter().find(|s| s.step == "swarm").unwrap();
+    assert_eq!(
+        swarm.warnings,
+        [
+            "hosts `ke2-server2` (driver vmxnet3 in sysfs; the topology says `virtio`) have vmxnet3 NICs \
+          and the swarm data-path port is 4789: TCP across nodes will fail while ping works; \
+          use `data_path_port = \"auto\"` or another port"
+        ]
+    );
+    // Read before the swarm is initialised.
+    let t = rec.transcript();
+    let readlink = t.find("readlink -f /sys/class/net").unwrap();
+    assert!(readlink < t.find("docker swarm init").unwrap(), "{t}");
 }
 
 #[tokio::test]

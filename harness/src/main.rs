@@ -40,6 +40,12 @@ enum Command {
         /// Boot the hosts only.
         #[arg(long)]
         no_install: bool,
+        /// Also step 8: the ke2 stack from this ke2-docker checkout
+        /// (read-only input). The services need images the lab does not
+        /// have yet (stand-ins are not built), so they are deployed but do
+        /// not converge.
+        #[arg(long, value_name = "DIR", conflicts_with = "no_install")]
+        stack: Option<PathBuf>,
     },
     /// Show the labs that are running and their swarm.
     Status {
@@ -150,7 +156,16 @@ async fn run(cli: Cli) -> Result<()> {
             topology,
             keep_on_failure,
             no_install,
-        } => up(topology.as_ref(), keep_on_failure, no_install).await,
+            stack,
+        } => {
+            up(
+                topology.as_ref(),
+                keep_on_failure,
+                no_install,
+                stack.as_deref(),
+            )
+            .await
+        }
         Command::Status { run } => status(run).await,
         Command::Exec { run, host, cmd } => exec(run, &host, cmd).await,
         Command::Down { run, all } => down(run, all).await,
@@ -190,9 +205,16 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn up(topology: Option<&PathBuf>, keep: bool, no_install: bool) -> Result<()> {
+async fn up(
+    topology: Option<&PathBuf>,
+    keep: bool,
+    no_install: bool,
+    stack: Option<&std::path::Path>,
+) -> Result<()> {
     let t0 = Instant::now();
     let v = load_topology(topology)?;
+    // Bad input is found before any host exists.
+    let tree = stack.map(ke2lab::steps::checkout::Tree::read).transpose()?;
     eprintln!("phase image+boot: …");
     let mut lab = Lab::boot(&v.topology, keep).await?;
     for p in &lab.phases {
@@ -206,7 +228,16 @@ async fn up(topology: Option<&PathBuf>, keep: bool, no_install: bool) -> Result<
     if !no_install {
         eprintln!("run `{}` booted; installing", lab.run);
         let before = lab.phases.len();
-        let result = lab.install().await;
+        let mut result = lab.install().await.map(|_| ());
+        if let (Ok(()), Some(tree)) = (&result, tree) {
+            result = lab.install_stack(tree).await.map(|r| {
+                for s in &r.steps {
+                    for w in &s.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                }
+            });
+        }
         for p in &lab.phases[before..] {
             eprintln!(
                 "phase {:<8} {:>7.2}s  {}",

@@ -94,5 +94,30 @@ async fn bad_topology_exits_2_naming_the_field_and_touches_nothing() -> Result<(
         leftovers(&docker, None).await? == before,
         "a host was touched"
     );
+
+    // A directory that is no ke2-docker checkout: the same, before any
+    // image or host work.
+    let out = tokio::process::Command::new(BIN)
+        .args(["up", "--stack"])
+        .arg(dir.path())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(2),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    ensure!(
+        stderr.contains(&format!(
+            "cannot read the ke2-docker checkout at `{}`",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
+    ensure!(
+        leftovers(&docker, None).await? == before,
+        "a host was touched"
+    );
     Ok(())
 }

@@ -45,28 +45,63 @@ impl Default for Swarm {
     }
 }
 
+/// The kernel driver of the NIC that carries the host's cluster address,
+/// from sysfs (`/sys/class/net/<if>/device/driver`); `None` for a virtual
+/// interface without a device (a container's veth, a bridge).
+pub async fn nic_driver(
+    h: &dyn crate::host::Host,
+    address: std::net::Ipv4Addr,
+) -> Result<Option<String>, StepError> {
+    let links = crate::probe::net::links(h).await?;
+    let Some(link) = links.iter().find(|l| l.has_ipv4(address)) else {
+        return Ok(None);
+    };
+    let out = h
+        .run(
+            &Cmd::new(["readlink", "-f"])
+                .arg(format!("/sys/class/net/{}/device/driver", link.ifname)),
+        )
+        .await?;
+    let path = out.stdout_lossy();
+    let path = path.trim();
+    // readlink -f prints the path even when nothing is there; a driver
+    // lives under /sys/bus/*/drivers/.
+    if !out.success() || !path.contains("/drivers/") {
+        return Ok(None);
+    }
+    Ok(path.rsplit('/').next().map(str::to_string))
+}
+
 /// The warning the procedure owes an operator before `swarm init` when a
-/// vmxnet3 NIC meets VXLAN's default port (PROCEDURE.md step 3).
-pub fn vmxnet3_warning(cx: &Cx<'_>, port: u16) -> Option<String> {
+/// vmxnet3 NIC meets VXLAN's default port (PROCEDURE.md step 3). A host
+/// counts when the topology says so or when its NIC's driver (`drivers`,
+/// read from sysfs on real hosts; `None` in the lab) is vmxnet3.
+pub fn vmxnet3_warning(cx: &Cx<'_>, port: u16, drivers: &[Option<String>]) -> Option<String> {
     if port != VXLAN_DEFAULT_PORT {
         return None;
     }
-    let hosts: Vec<&str> = cx
+    let hosts: Vec<String> = cx
         .topology
         .hosts
         .iter()
-        .filter(|h| h.nic == Nic::Vmxnet3)
-        .map(|h| h.name.as_str())
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let by_driver = drivers.get(i).and_then(|d| d.as_deref()) == Some("vmxnet3");
+            match (h.nic == Nic::Vmxnet3, by_driver) {
+                (_, true) if h.nic != Nic::Vmxnet3 => Some(format!(
+                    "`{}` (driver vmxnet3 in sysfs; the topology says `{}`)",
+                    h.name, h.nic
+                )),
+                (true, _) | (_, true) => Some(format!("`{}`", h.name)),
+                _ => None,
+            }
+        })
         .collect();
     (!hosts.is_empty()).then(|| {
         format!(
             "hosts {} have vmxnet3 NICs and the swarm data-path port is {VXLAN_DEFAULT_PORT}: \
              TCP across nodes will fail while ping works; use `data_path_port = \"auto\"` or another port",
-            hosts
-                .iter()
-                .map(|h| format!("`{h}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            hosts.join(", ")
         )
     })
 }
@@ -134,7 +169,11 @@ impl Step for Swarm {
                 (a, infos[a].cluster_id().map(str::to_string))
             }
             None => {
-                if let Some(w) = vmxnet3_warning(cx, port) {
+                let drivers = each_host(cx, |i, h| async move {
+                    nic_driver(h, cx.topology.hosts[i].address).await
+                })
+                .await?;
+                if let Some(w) = vmxnet3_warning(cx, port, &drivers) {
                     plan.warnings.push(w);
                 }
                 plan.push(
