@@ -309,6 +309,17 @@ impl Lab {
         })
     }
 
+    /// Records each step of an install report as a phase.
+    fn record_steps(&mut self, report: &InstallReport) {
+        for s in &report.steps {
+            self.phase(Phase {
+                name: s.step.to_string(),
+                elapsed: s.elapsed,
+                detail: format!("{} change(s)", s.changes.len()),
+            });
+        }
+    }
+
     /// Records a finished phase (also in the event log).
     pub fn phase(&mut self, p: Phase) {
         self.events.record(format!(
@@ -397,13 +408,7 @@ impl Lab {
         let creds = self.credentials()?;
         let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
         let report = ke2lab::install::install(&cx).await?;
-        for s in &report.steps {
-            self.phase(Phase {
-                name: s.step.to_string(),
-                elapsed: s.elapsed,
-                detail: format!("{} change(s)", s.changes.len()),
-            });
-        }
+        self.record_steps(&report);
         Ok(report)
     }
 
@@ -486,13 +491,7 @@ impl Lab {
         let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
         let mut report = InstallReport::default();
         ke2lab::install::install_stack(&cx, tree, &mut report).await?;
-        for s in &report.steps {
-            self.phase(Phase {
-                name: s.step.to_string(),
-                elapsed: s.elapsed,
-                detail: format!("{} change(s)", s.changes.len()),
-            });
-        }
+        self.record_steps(&report);
         Ok(report)
     }
 

@@ -67,6 +67,28 @@ async fn down_all_reaps_a_run_killed_with_sigkill() -> Result<()> {
     Ok(())
 }
 
+/// Runs `ke2lab` with `args`; it must exit 2 with `needle` in its stderr
+/// and leave every labelled resource as it was.
+async fn refused(docker: &bollard::Docker, args: &[&std::ffi::OsStr], needle: &str) -> Result<()> {
+    let before = leftovers(docker, None).await?;
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(2),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    ensure!(stderr.contains(needle), "{stderr}");
+    ensure!(
+        leftovers(docker, None).await? == before,
+        "a host was touched"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_topology_exits_2_naming_the_field_and_touches_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -77,47 +99,21 @@ async fn bad_topology_exits_2_naming_the_field_and_touches_nothing() -> Result<(
             .replace("10.20.0.100", "10.99.0.100"),
     )?;
     let docker = lab::connect().await?;
-    let before = leftovers(&docker, None).await?;
-    let out = tokio::process::Command::new(BIN)
-        .args(["up", "--topology"])
-        .arg(&path)
-        .output()
-        .await?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(2),
-        "exit {:?}: {stderr}",
-        out.status.code()
-    );
-    ensure!(stderr.contains("`network.vip`"), "{stderr}");
-    ensure!(
-        leftovers(&docker, None).await? == before,
-        "a host was touched"
-    );
-
+    refused(
+        &docker,
+        &["up".as_ref(), "--topology".as_ref(), path.as_os_str()],
+        "`network.vip`",
+    )
+    .await?;
     // A directory that is no ke2-docker checkout: the same, before any
     // image or host work.
-    let out = tokio::process::Command::new(BIN)
-        .args(["up", "--stack"])
-        .arg(dir.path())
-        .output()
-        .await?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(2),
-        "exit {:?}: {stderr}",
-        out.status.code()
-    );
-    ensure!(
-        stderr.contains(&format!(
+    refused(
+        &docker,
+        &["up".as_ref(), "--stack".as_ref(), dir.path().as_os_str()],
+        &format!(
             "cannot read the ke2-docker checkout at `{}`",
             dir.path().display()
-        )),
-        "{stderr}"
-    );
-    ensure!(
-        leftovers(&docker, None).await? == before,
-        "a host was touched"
-    );
-    Ok(())
+        ),
+    )
+    .await
 }

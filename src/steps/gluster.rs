@@ -549,23 +549,14 @@ impl Step for Gluster {
                     .check(host)
                     .await?;
             }
-            Action::Remount => {
-                // Lazy: the dead mount may still be some process's cwd.
-                Cmd::new(["umount", "-l"])
-                    .arg(spec.path.clone())
-                    .check(host)
-                    .await?;
-                Cmd::new(["mount", "-t", "glusterfs"])
-                    .arg(format!("localhost:/{}", spec.volume))
-                    .arg(spec.path.clone())
-                    .check(host)
-                    .await?;
-            }
-            Action::Mount => {
-                Cmd::new(["mkdir", "-p"])
-                    .arg(spec.path.clone())
-                    .check(host)
-                    .await?;
+            Action::Remount | Action::Mount => {
+                let first = if matches!(item.action, Action::Remount) {
+                    // Lazy: the dead mount may still be some process's cwd.
+                    Cmd::new(["umount", "-l"])
+                } else {
+                    Cmd::new(["mkdir", "-p"])
+                };
+                first.arg(spec.path.clone()).check(host).await?;
                 Cmd::new(["mount", "-t", "glusterfs"])
                     .arg(format!("localhost:/{}", spec.volume))
                     .arg(spec.path.clone())
