@@ -67,9 +67,22 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
     let secrets = secrets(lab);
     let redact = |text: &str| redact(text, &secrets);
     write_events(lab, &dir)?;
+    // `show pool_nodes` through the VIP (the clients' view) and through
+    // each host's own Pgpool-II (each member's view: they differ in a
+    // partition).
+    write(
+        &dir,
+        "show-pool-nodes-via-vip.txt",
+        &redact(&pool_nodes(lab, lab.topology.network.vip).await),
+    )?;
     for (spec, h) in lab.topology.hosts.iter().zip(lab.hosts()) {
         let hd = dir.join(&spec.name);
         std::fs::create_dir_all(&hd)?;
+        write(
+            &hd,
+            "show-pool-nodes.txt",
+            &redact(&pool_nodes(lab, spec.address).await),
+        )?;
         let l = Layout::of(spec.platform);
         // The FUSE client's own log is named after the mount point.
         let client_log = format!(
@@ -98,6 +111,26 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// `show pool_nodes` asked of the Pgpool-II at `addr`, one row per line,
+/// or why it could not be asked.
+async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
+    let Ok(c) = lab.credentials() else {
+        return "not collected: no credentials".into();
+    };
+    match ke2lab::probe::pgpool::show_pool_nodes(
+        addr,
+        lab.topology.ports.pgpool,
+        "pgpool",
+        c.pgpool.expose(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    {
+        Ok(rows) => rows.iter().map(|r| format!("{r:?}\n")).collect(),
+        Err(e) => format!("not collected: {e}\n"),
+    }
 }
 
 /// The run's passwords, as they must never appear in what is written.

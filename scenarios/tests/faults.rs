@@ -219,7 +219,25 @@ async fn fault_verbs_in_pairs_and_teardown_undoes_what_a_failure_left() -> Resul
     let left = leftovers(&docker, Some(&run)).await?;
     ensure!(left.is_empty(), "run `{run}` left {left:?}");
 
-    let log = std::fs::read_to_string(home().join("artifacts").join(&run).join("events.log"))?;
+    // The evidence set of every host is there.
+    let dir = home().join("artifacts").join(&run);
+    ensure!(
+        dir.join("show-pool-nodes-via-vip.txt").is_file(),
+        "no `show pool_nodes` through the VIP in {}",
+        dir.display()
+    );
+    for n in &names {
+        for f in [
+            "docker-node-ls.json",
+            "gluster-volume-status.xml",
+            "ip-addr.json",
+            "show-pool-nodes.txt",
+            "pcp-watchdog-info.txt",
+        ] {
+            ensure!(dir.join(n).join(f).is_file(), "no `{f}` for `{n}`");
+        }
+    }
+    let log = std::fs::read_to_string(dir.join("events.log"))?;
     let whats: Vec<&str> = log
         .lines()
         .map(|l| {
