@@ -116,20 +116,9 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
 /// `show pool_nodes` asked of the Pgpool-II at `addr`, one row per line,
 /// or why it could not be asked.
 async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
-    let Ok(c) = lab.credentials() else {
-        return "not collected: no credentials".into();
-    };
-    match ke2lab::probe::pgpool::show_pool_nodes(
-        addr,
-        lab.topology.ports.pgpool,
-        "pgpool",
-        c.pgpool.expose(),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    {
+    match lab.pool_nodes_at(addr).await {
         Ok(rows) => rows.iter().map(|r| format!("{r:?}\n")).collect(),
-        Err(e) => format!("not collected: {e}\n"),
+        Err(e) => format!("not collected: {e:#}\n"),
     }
 }
 

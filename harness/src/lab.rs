@@ -443,20 +443,30 @@ impl Lab {
     /// `pcp_watchdog_info` from the first host that answers.
     pub async fn watchdog_info(&self) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
         let mut last = None;
-        for (h, spec) in self.hosts.iter().zip(&self.topology.hosts) {
-            let l = ke2lab::layout::Layout::of(spec.platform);
-            match ke2lab::probe::pgpool::watchdog_info(
-                h,
-                self.topology.ports.pcp,
-                &l.in_home(".pcppass"),
-            )
-            .await
-            {
+        for spec in &self.topology.hosts {
+            match self.watchdog_info_from(&spec.name).await {
                 Ok(w) => return Ok(w),
                 Err(e) => last = Some(e),
             }
         }
         Err(anyhow!("no host answered pcp_watchdog_info: {last:?}"))
+    }
+
+    /// `show pool_nodes` asked of the Pgpool-II listening at `addr` (the VIP
+    /// for the clients' view, a host's address for that member's).
+    pub async fn pool_nodes_at(
+        &self,
+        addr: Ipv4Addr,
+    ) -> Result<Vec<ke2lab::probe::pgpool::PoolNode>> {
+        let c = self.credentials()?;
+        Ok(ke2lab::probe::pgpool::show_pool_nodes(
+            addr,
+            self.topology.ports.pgpool,
+            "pgpool",
+            c.pgpool.expose(),
+            Duration::from_secs(5),
+        )
+        .await?)
     }
 
     /// Steps 1-3 only (engine, firewall, swarm): for scenarios about the

@@ -18,16 +18,7 @@ pub const T: Duration = Duration::from_secs(5);
 
 /// `show pool_nodes` through the VIP.
 pub async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
-    let t = &lab.topology;
-    let c = lab.credentials()?;
-    Ok(pgpool::show_pool_nodes(
-        t.network.vip,
-        t.ports.pgpool,
-        "pgpool",
-        c.pgpool.expose(),
-        T,
-    )
-    .await?)
+    lab.pool_nodes_at(lab.topology.network.vip).await
 }
 
 /// Waits for one primary and every other node a streaming standby, as

@@ -9,21 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use ke2lab::probe::gluster;
-use ke2lab::probe::pgpool::{self, PoolSummary};
+use ke2lab::probe::pgpool::PoolSummary;
 use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
 use ke2lab_harness::lab::keep_on_failure;
-use ke2lab_scenarios::reboot;
-
-const T: Duration = Duration::from_secs(5);
+use ke2lab_scenarios::{pool_nodes, reboot};
 
 async fn node_loss(lab: &mut Lab) -> Result<()> {
     lab.install().await?;
     let t = lab.topology.clone();
-    let creds = lab.credentials()?;
     let (h1, h2) = (lab.host(&t.hosts[0].name)?, lab.host(&t.hosts[1].name)?);
     let lost = t.hosts[2].name.clone();
     let vol = &t.shared_dir.volume;
@@ -82,15 +79,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
         "Pgpool-II to report the lost node down",
         Duration::from_secs(90),
         || async {
-            match pgpool::show_pool_nodes(
-                t.network.vip,
-                t.ports.pgpool,
-                "pgpool",
-                creds.pgpool.expose(),
-                T,
-            )
-            .await
-            {
+            match pool_nodes(lab).await {
                 Ok(n) => match n.iter().find(|x| x.hostname == lost) {
                     Some(x) if x.status == "down" => Poll::Ready(n),
                     Some(x) => Poll::NotYet(format!("{x:?}")),
@@ -163,14 +152,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
             "`{brick_path}` on the returned host's brick differs"
         );
     }
-    let nodes = pgpool::show_pool_nodes(
-        t.network.vip,
-        t.ports.pgpool,
-        "pgpool",
-        creds.pgpool.expose(),
-        T,
-    )
-    .await?;
+    let nodes = pool_nodes(lab).await?;
     ensure!(
         PoolSummary::of(&nodes).is_healthy(3),
         "after return: {}",

@@ -75,7 +75,6 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
     let majority: Vec<String> = names.iter().filter(|n| **n != old).cloned().collect();
     let t = lab.topology.clone();
-    let creds = lab.credentials()?;
     let vip = t.network.vip;
 
     let target = writer_target(lab)?;
@@ -105,9 +104,7 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
              released {minority_released:?}; last seen: {last}"
         );
         if majority_primary.is_none() {
-            match pgpool::show_pool_nodes(m0, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T)
-                .await
-            {
+            match lab.pool_nodes_at(m0).await {
                 Ok(n) => {
                     let up: Vec<_> = n.iter().filter(|x| x.is_primary() && x.is_up()).collect();
                     match up.as_slice() {

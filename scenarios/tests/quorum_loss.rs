@@ -10,11 +10,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use ke2lab::host::Cmd;
 use ke2lab::layout::Layout;
 use ke2lab::probe::ProbeError;
 use ke2lab::probe::net;
 use ke2lab::probe::swarm::{self, ManagerStatus};
+use ke2lab::steps::postgres::psql;
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -38,18 +38,9 @@ async fn in_recovery(lab: &Lab, host: &str) -> Result<bool> {
         .host(host)
         .ok_or_else(|| anyhow!("no `{host}`"))?;
     let l = Layout::of(spec.platform);
-    let out = Cmd::new([
-        "psql",
-        "-X",
-        "-At",
-        "-h",
-        l.socket_dir,
-        "-c",
-        "SELECT pg_is_in_recovery()",
-    ])
-    .user("postgres")
-    .check(lab.host(host)?.as_ref())
-    .await?;
+    let out = psql(l, "postgres", "SELECT pg_is_in_recovery()")
+        .check(lab.host(host)?.as_ref())
+        .await?;
     match out.stdout_lossy().trim() {
         "t" => Ok(true),
         "f" => Ok(false),

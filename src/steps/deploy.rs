@@ -30,11 +30,7 @@ pub struct DeployAction {
 }
 
 fn state(cx: &Cx<'_>, i: usize, message: String) -> StepError {
-    StepError::State {
-        step: "deploy",
-        host: cx.name(i).to_string(),
-        message,
-    }
+    super::stack::state(cx, "deploy", i, message)
 }
 
 impl Deploy {

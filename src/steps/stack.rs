@@ -282,7 +282,7 @@ pub fn compose_config_cmd(dir: &str, env: &[EnvVar]) -> Cmd {
     cmd.args_from(["docker", "compose", "config"])
 }
 
-fn state(cx: &Cx<'_>, step: &'static str, i: usize, message: String) -> StepError {
+pub(crate) fn state(cx: &Cx<'_>, step: &'static str, i: usize, message: String) -> StepError {
     StepError::State {
         step,
         host: cx.name(i).to_string(),
