@@ -50,16 +50,64 @@ impl Host for ContainerHost {
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
         let argv: Vec<String> = cmd.argv().map(str::to_string).collect();
+        let input = cmd
+            .stdin_bytes()
+            .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
+        self.exec(&cmd.to_string(), argv, cmd.run_as(), input).await
+    }
+}
+
+/// What an exec reads on its standard input.
+type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+impl ContainerHost {
+    /// Runs `argv` with a file's content streamed to its standard input
+    /// (never held in memory whole): `docker load` of an image archive.
+    pub async fn feed_file(
+        &self,
+        argv: &[&str],
+        file: &std::path::Path,
+    ) -> Result<Output, HostError> {
+        let label = argv.join(" ");
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| self.transport(&format!("open `{}` for `{label}`", file.display()), e))?;
+        let out = self
+            .exec(
+                &label,
+                argv.iter().map(|a| a.to_string()).collect(),
+                None,
+                Some(Box::new(f)),
+            )
+            .await?;
+        if out.status != 0 {
+            return Err(HostError::Failed {
+                host: self.name.clone(),
+                command: label,
+                code: out.status,
+                stderr: ke2lab::host::tail(&out.stderr_lossy(), 600),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn exec(
+        &self,
+        cmd: &str,
+        argv: Vec<String>,
+        user: Option<&str>,
+        input_src: Option<Input>,
+    ) -> Result<Output, HostError> {
         let exec = self
             .docker
             .create_exec(
                 &self.container,
                 CreateExecOptions {
-                    attach_stdin: Some(cmd.stdin_bytes().is_some()),
+                    attach_stdin: Some(input_src.is_some()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     cmd: Some(argv),
-                    user: cmd.run_as().map(str::to_string),
+                    user: user.map(str::to_string),
                     // Commands see the environment a login would give them.
                     env: Some(vec![
                         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -82,10 +130,9 @@ impl Host for ContainerHost {
             mut input,
         } = started
         {
-            let body = cmd.stdin_bytes().map(<[u8]>::to_vec);
             let writer = async move {
-                if let Some(b) = body {
-                    input.write_all(&b).await?;
+                if let Some(mut src) = input_src {
+                    tokio::io::copy(&mut src, &mut input).await?;
                     input.shutdown().await?;
                 }
                 Ok::<_, std::io::Error>(input)

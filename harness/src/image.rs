@@ -30,25 +30,54 @@ pub enum Backend {
     DockerBuild,
 }
 
+/// A file the recipe puts into the image's root filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipeFile {
+    /// Absolute path inside the image.
+    pub path: String,
+    pub body: String,
+    pub mode: u32,
+}
+
 /// The recipe: everything that determines the image's content.
 #[derive(Clone, Debug)]
 pub struct Recipe {
+    /// Repository part of the tag (`ke2lab/host`).
+    pub repo: String,
     pub suite: String,
     pub packages: Vec<String>,
-    pub boot_script: String,
+    pub files: Vec<RecipeFile>,
+    /// `ENTRYPOINT` as a JSON array, if any.
+    pub entrypoint: Option<String>,
+    /// Documentation, man pages and translations left out (the stand-in
+    /// images are loaded into every host, so their size is paid three times).
+    pub slim: bool,
+}
+
+/// The non-comment lines of a package list.
+pub fn package_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
 }
 
 impl Default for Recipe {
+    /// The lab host image. tini is PID 1 so that the boot script's children
+    /// are reaped.
     fn default() -> Self {
         Recipe {
+            repo: REPO.into(),
             suite: SUITE.into(),
-            packages: PACKAGES
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect(),
-            boot_script: BOOT_SCRIPT.into(),
+            packages: package_list(PACKAGES),
+            files: vec![RecipeFile {
+                path: BOOT_PATH.into(),
+                body: BOOT_SCRIPT.into(),
+                mode: 0o755,
+            }],
+            entrypoint: Some(format!(r#"["/usr/bin/tini","--","{BOOT_PATH}"]"#)),
+            slim: false,
         }
     }
 }
@@ -57,40 +86,58 @@ impl Recipe {
     /// 12 hex digits of SHA-256 over the recipe; the image tag.
     pub fn hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(b"ke2lab-host-recipe-v1\0");
-        h.update(self.suite.as_bytes());
-        h.update(b"\0");
+        h.update(b"ke2lab-recipe-v2\0");
+        for part in [&self.repo, &self.suite] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
         for p in &self.packages {
             h.update(p.as_bytes());
             h.update(b"\n");
         }
         h.update(b"\0");
-        h.update(self.boot_script.as_bytes());
+        for f in &self.files {
+            h.update(format!("{}\0{:o}\0{}\0", f.path, f.mode, f.body.len()).as_bytes());
+            h.update(f.body.as_bytes());
+        }
+        h.update(format!("\0{:?}\0{}", self.entrypoint, self.slim).as_bytes());
         hex::encode(h.finalize())[..12].to_string()
     }
 
     pub fn tag(&self) -> String {
-        format!("{REPO}:{}", self.hash())
+        format!("{}:{}", self.repo, self.hash())
     }
 
-    /// What `docker import`/`docker build` set beside the filesystem. tini is
-    /// PID 1 so that the boot script's children are reaped.
-    fn entrypoint_json() -> String {
-        format!(r#"["/usr/bin/tini","--","{BOOT_PATH}"]"#)
+    /// What `docker import`/`docker build` set beside the filesystem.
+    fn changes(&self) -> Vec<String> {
+        let mut c = vec![format!("LABEL ke2lab.recipe={}", self.hash())];
+        if let Some(e) = &self.entrypoint {
+            c.push(format!("ENTRYPOINT {e}"));
+        }
+        c
     }
 
-    /// The Dockerfile of the `docker build` backend.
+    /// The Dockerfile of the `docker build` backend; the files are in the
+    /// context under `files/<index>`.
     pub fn dockerfile(&self) -> String {
-        format!(
+        let slim = if self.slim {
+            " \\\n && rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/locale/* /usr/share/info/*"
+        } else {
+            ""
+        };
+        let mut d = format!(
             "FROM {SLIM_BASE}\n\
-             RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {} \\\n && rm -rf /var/lib/apt/lists/* \\\n && rm -f /etc/ssh/ssh_host_* && : > /etc/machine-id\n\
-             COPY boot.sh {BOOT_PATH}\n\
-             LABEL ke2lab.recipe={}\n\
-             ENTRYPOINT {}\n",
+             RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {} \\\n && rm -rf /var/lib/apt/lists/* \\\n && rm -f /etc/ssh/ssh_host_* && : > /etc/machine-id{slim}\n",
             self.packages.join(" "),
-            self.hash(),
-            Self::entrypoint_json()
-        )
+        );
+        for (i, f) in self.files.iter().enumerate() {
+            d.push_str(&format!("COPY files/{i} {}\n", f.path));
+        }
+        for c in self.changes() {
+            d.push_str(&c);
+            d.push('\n');
+        }
+        d
     }
 }
 
@@ -139,18 +186,15 @@ pub async fn ensure(docker: &Docker, recipe: &Recipe, work: &Path) -> Result<Ima
 }
 
 async fn build_with_docker(docker: &Docker, recipe: &Recipe, tag: &str) -> Result<()> {
-    let mut ctx = tar::Builder::new(Vec::new());
-    for (name, body, mode) in [
-        ("Dockerfile", recipe.dockerfile(), 0o644),
-        ("boot.sh", recipe.boot_script.clone(), 0o755),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(mode);
-        h.set_cksum();
-        ctx.append_data(&mut h, name, body.as_bytes())?;
+    let mut entries = vec![(
+        "Dockerfile".to_string(),
+        recipe.dockerfile().into_bytes(),
+        0o644,
+    )];
+    for (i, f) in recipe.files.iter().enumerate() {
+        entries.push((format!("files/{i}"), f.body.clone().into_bytes(), f.mode));
     }
-    let ctx = ctx.into_inner()?;
+    let ctx = tar_context(&entries)?;
     let opts = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
@@ -158,7 +202,7 @@ async fn build_with_docker(docker: &Docker, recipe: &Recipe, tag: &str) -> Resul
         .build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(ctx.into())));
     while let Some(info) = stream.next().await {
-        let info = info.context("docker build of the host image failed")?;
+        let info = info.with_context(|| format!("docker build of `{tag}` failed"))?;
         if let Some(s) = info.stream {
             tracing::debug!("build: {}", s.trim_end());
         }
@@ -210,13 +254,42 @@ async fn build_with_debootstrap(
     result
 }
 
-/// Puts the boot script in, strips per-host identity and caches, then streams
-/// the tree into `docker import` (never the whole tarball in memory).
+/// A build context (or any small tarball) of `(path, body, mode)` entries.
+pub fn tar_context(entries: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>> {
+    let mut ctx = tar::Builder::new(Vec::new());
+    for (name, body, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(*mode);
+        h.set_cksum();
+        ctx.append_data(&mut h, name, body.as_slice())?;
+    }
+    Ok(ctx.into_inner()?)
+}
+
+/// Puts the recipe's files in, strips per-host identity and caches, then
+/// streams the tree into `docker import` (never the whole tarball in memory).
 async fn finish_and_import(docker: &Docker, recipe: &Recipe, tag: &str, root: &Path) -> Result<()> {
-    let boot = root.join(BOOT_PATH.trim_start_matches('/'));
-    std::fs::create_dir_all(boot.parent().unwrap())?;
-    std::fs::write(&boot, &recipe.boot_script)?;
-    set_mode(&boot, 0o755)?;
+    for f in &recipe.files {
+        let p = root.join(f.path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(&p, &f.body)?;
+        set_mode(&p, f.mode)?;
+    }
+    if recipe.slim {
+        for dir in [
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+            "usr/share/info",
+        ] {
+            let d = root.join(dir);
+            if d.is_dir() {
+                std::fs::remove_dir_all(&d).ok();
+                std::fs::create_dir_all(&d)?;
+            }
+        }
+    }
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         let d = root.join(dir);
         if let Ok(entries) = std::fs::read_dir(&d) {
@@ -251,10 +324,7 @@ async fn finish_and_import(docker: &Docker, recipe: &Recipe, tag: &str, root: &P
         .from_src("-")
         .repo(repo)
         .tag(tagname)
-        .changes(vec![
-            format!("ENTRYPOINT {}", Recipe::entrypoint_json()),
-            format!("LABEL ke2lab.recipe={}", recipe.hash()),
-        ])
+        .changes(recipe.changes())
         .build();
     docker
         .create_image(Some(opts), Some(body), None)
@@ -306,8 +376,11 @@ mod tests {
         b.packages.push("vim".into());
         assert_ne!(a.hash(), b.hash());
         let mut c = a.clone();
-        c.boot_script.push('\n');
+        c.files[0].body.push('\n');
         assert_ne!(a.hash(), c.hash());
+        let mut d = a.clone();
+        d.repo = "ke2lab/other".into();
+        assert_ne!(a.hash(), d.hash());
     }
 
     #[test]
@@ -325,5 +398,13 @@ mod tests {
         }
         assert!(r.dockerfile().contains("FROM debian:trixie-slim"));
         assert!(r.dockerfile().contains(&r.hash()));
+        assert!(
+            r.dockerfile()
+                .contains("COPY files/0 /usr/local/sbin/ke2lab-boot")
+        );
+        assert!(
+            r.dockerfile()
+                .contains(r#"ENTRYPOINT ["/usr/bin/tini","--","/usr/local/sbin/ke2lab-boot"]"#)
+        );
     }
 }
