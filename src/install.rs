@@ -112,6 +112,18 @@ pub async fn install_stack(
     tree: steps::checkout::Tree,
     report: &mut InstallReport,
 ) -> Result<(), StepError> {
+    let opts = prepare_stack(cx, tree, report).await?;
+    deploy_stack(cx, opts, report).await
+}
+
+/// Step 8 up to the stack file: the checkout copied to the manager, the
+/// certificates, `setup_stack.sh`'s rules. Returns the options used, for
+/// [`deploy_stack`] (a caller may make the images available in between).
+pub async fn prepare_stack(
+    cx: &Cx<'_>,
+    tree: steps::checkout::Tree,
+    report: &mut InstallReport,
+) -> Result<steps::stack::StackOptions, StepError> {
     use steps::checkout::{Checkout, DEFAULT_DEST};
     use steps::stack::{Certs, SetupStack, StackOptions};
     let opts = StackOptions::from_topology(cx.topology, DEFAULT_DEST);
@@ -130,8 +142,115 @@ pub async fn install_stack(
     report
         .steps
         .push(steps::run(&SetupStack::new(opts.clone()), cx).await?);
+    Ok(opts)
+}
+
+/// `docker stack deploy` of the prepared stack file.
+pub async fn deploy_stack(
+    cx: &Cx<'_>,
+    opts: steps::stack::StackOptions,
+    report: &mut InstallReport,
+) -> Result<(), StepError> {
     report
         .steps
         .push(steps::run(&steps::deploy::Deploy { opts }, cx).await?);
+    Ok(())
+}
+
+/// The images the prepared stack file names, by service (read from the
+/// manager).
+pub async fn stack_images(
+    cx: &Cx<'_>,
+    opts: &steps::stack::StackOptions,
+) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+    let m = opts.manager;
+    let path = format!("{}/{}", opts.swarm_dir(), steps::stack::STACK_FILE);
+    let body = cx.host(m).read_file(&path).await?.ok_or_else(|| {
+        steps::stack::state(
+            cx,
+            "stack images",
+            m,
+            format!("no `{path}`: set-up must run first"),
+        )
+    })?;
+    crate::render::stack::service_images(&String::from_utf8_lossy(&body))
+        .map_err(|e| steps::stack::state(cx, "stack images", m, format!("`{path}`: {e}")))
+}
+
+/// Waits until every service of the deployed stack runs all its desired
+/// tasks, as the manager's `docker service ls` reports it.
+pub async fn wait_stack_converged(
+    cx: &Cx<'_>,
+    manager: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<crate::probe::stack::Service>, StepError> {
+    use crate::probe::stack::services;
+    use crate::wait::{Poll, wait_for_every};
+    let h = cx.host(manager);
+    let what = format!(
+        "every service of stack `{}` at its desired replicas (seen from `{}`)",
+        steps::deploy::STACK_NAME,
+        cx.name(manager)
+    );
+    Ok(wait_for_every(
+        &what,
+        timeout,
+        std::time::Duration::from_secs(1),
+        || async move {
+            match services(h, steps::deploy::STACK_NAME).await {
+                Ok(s) if !s.is_empty() && s.iter().all(|x| x.converged()) => Poll::Ready(s),
+                Ok(s) => Poll::NotYet(
+                    s.iter()
+                        .map(|x| format!("{} {}", x.name, x.replicas))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await?)
+}
+
+/// `docker stack rm` of the ke2 stack on `manager` (how the procedure stops
+/// Kompira), then waits until no service of it is listed and no container
+/// of it is left on any host.
+pub async fn remove_stack(
+    cx: &Cx<'_>,
+    manager: usize,
+    timeout: std::time::Duration,
+) -> Result<(), StepError> {
+    use crate::host::Cmd;
+    use crate::probe::stack::{services, stack_containers};
+    use crate::wait::{Poll, wait_for_every};
+    let stack = steps::deploy::STACK_NAME;
+    Cmd::new(["docker", "stack", "rm", stack])
+        .check(cx.host(manager))
+        .await?;
+    let what = format!("stack `{stack}` gone: no service, no container on any host");
+    wait_for_every(
+        &what,
+        timeout,
+        std::time::Duration::from_secs(1),
+        || async move {
+            let mut left = Vec::new();
+            match services(cx.host(manager), stack).await {
+                Ok(s) => left.extend(s.into_iter().map(|s| format!("service {}", s.name))),
+                Err(e) => return Poll::NotYet(e.to_string()),
+            }
+            for i in 0..cx.hosts.len() {
+                match stack_containers(cx.host(i), stack).await {
+                    Ok(c) => left.extend(c.into_iter().map(|c| format!("{}: {c}", cx.name(i)))),
+                    Err(e) => return Poll::NotYet(e.to_string()),
+                }
+            }
+            if left.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::NotYet(left.join(", "))
+            }
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -27,7 +27,23 @@ fn topology(platform: Platform) -> Topology {
 
 /// A manager with the stack file; IPVS as given on every host; the stack's
 /// services appear once it was deployed.
+fn limits(hard_nofile: u64) -> String {
+    format!(
+        "Limit                     Soft Limit           Hard Limit           Units     \n\
+         Max processes             96365                96365                processes \n\
+         Max open files            1024                 {hard_nofile:<20} files     \n"
+    )
+}
+
 fn hosts(rec: &Recorder, ipvs: bool) {
+    hosts_with_nofile(rec, ipvs, 1_048_576);
+}
+
+fn hosts_with_nofile(rec: &Recorder, ipvs: bool, hard_nofile: u64) {
+    rec.rule(Rule::any(
+        "cat /proc/self/limits",
+        vec![Output::ok(limits(hard_nofile))],
+    ));
     let stack = normalise(COMPOSE_CONFIG).unwrap();
     rec.file(
         "ke2-server1",
@@ -107,6 +123,35 @@ async fn with_ipvs_the_stack_file_is_deployed_unmodified() {
         String::from_utf8(deployed).unwrap(),
         normalise(COMPOSE_CONFIG).unwrap()
     );
+}
+
+#[tokio::test]
+async fn ulimits_above_the_hosts_hard_limit_are_lowered_and_warned() {
+    let t = topology(Platform::Debian);
+    let rec = Recorder::new();
+    hosts_with_nofile(&rec, true, 20000);
+    let hs: Vec<Arc<dyn Host>> = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let cx = Cx::new(&t, &hs);
+    let step = Deploy {
+        opts: StackOptions::from_topology(&t, "/opt/ke2-docker"),
+    };
+    let first = steps::run(&step, &cx).await.unwrap();
+    let (capped, changes) =
+        ke2lab::render::stack::cap_ulimit(&normalise(COMPOSE_CONFIG).unwrap(), "nofile", 20000)
+            .unwrap();
+    assert!(!changes.is_empty(), "the fixture asks for nofile 65535");
+    assert_eq!(first.warnings.len(), 1, "{:?}", first.warnings);
+    assert!(
+        first.warnings[0].starts_with("the hosts' hard open-file limit is 20000"),
+        "{:?}",
+        first.warnings
+    );
+    let deployed = rec
+        .file_on("ke2-server1", &format!("{SWARM_DIR}/{DEPLOYED_FILE}"))
+        .unwrap();
+    assert_eq!(String::from_utf8(deployed).unwrap(), capped);
+    let second = steps::run(&step, &cx).await.unwrap();
+    assert!(second.changes.is_empty());
 }
 
 #[tokio::test]

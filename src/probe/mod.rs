@@ -3,6 +3,7 @@
 //! never free text.
 
 pub mod gluster;
+pub mod http;
 pub mod net;
 pub mod pgpool;
 pub mod stack;

@@ -63,6 +63,165 @@ pub async fn services(host: &dyn Host, stack: &str) -> Result<Vec<Service>, Prob
     parse_service_ls(&out.stdout_lossy())
 }
 
+/// A service's endpoint as `docker service inspect --format
+/// '{{json .Spec.EndpointSpec}}'` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct EndpointSpec {
+    /// `vip` (also when absent) or `dnsrr`.
+    #[serde(rename = "Mode", default)]
+    pub mode: Option<String>,
+    #[serde(rename = "Ports", default)]
+    pub ports: Option<Vec<PortSpec>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PortSpec {
+    #[serde(rename = "Protocol", default)]
+    pub protocol: Option<String>,
+    #[serde(rename = "TargetPort")]
+    pub target: u16,
+    #[serde(rename = "PublishedPort", default)]
+    pub published: Option<u16>,
+    /// `ingress` (also when absent) or `host`.
+    #[serde(rename = "PublishMode", default)]
+    pub publish_mode: Option<String>,
+}
+
+impl EndpointSpec {
+    pub fn mode(&self) -> &str {
+        self.mode.as_deref().unwrap_or("vip")
+    }
+    pub fn ports(&self) -> &[PortSpec] {
+        self.ports.as_deref().unwrap_or_default()
+    }
+}
+
+impl PortSpec {
+    pub fn publish_mode(&self) -> &str {
+        self.publish_mode.as_deref().unwrap_or("ingress")
+    }
+}
+
+pub fn parse_endpoint_spec(text: &str) -> Result<EndpointSpec, ProbeError> {
+    let t = text.trim();
+    if t == "null" || t.is_empty() {
+        return Ok(EndpointSpec::default());
+    }
+    serde_json::from_str(t).map_err(|e| ProbeError::Parse {
+        what: "docker service inspect (EndpointSpec)".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// The endpoint spec of service `service` (full name, `ke2_nginx`).
+pub async fn endpoint_spec(host: &dyn Host, service: &str) -> Result<EndpointSpec, ProbeError> {
+    let out = Cmd::new([
+        "docker",
+        "service",
+        "inspect",
+        "--format",
+        "{{json .Spec.EndpointSpec}}",
+    ])
+    .arg(service)
+    .check(host)
+    .await?;
+    parse_endpoint_spec(&out.stdout_lossy())
+}
+
+/// Soft and hard values of one line of `/proc/<pid>/limits`; `None` is
+/// `unlimited`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// `/proc/<pid>/limits` by limit name (`Max open files`). The kernel
+/// prints the name in a 25-column field, then soft, hard and units.
+pub fn parse_proc_limits(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Limit>, ProbeError> {
+    let bad = |l: &str| ProbeError::Parse {
+        what: "/proc/self/limits".into(),
+        detail: format!("line `{l}`"),
+    };
+    let value = |s: &str, l: &str| -> Result<Option<u64>, ProbeError> {
+        if s == "unlimited" {
+            Ok(None)
+        } else {
+            s.parse().map(Some).map_err(|_| bad(l))
+        }
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for l in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let (name, rest) = l.split_at(l.len().min(25));
+        let mut f = rest.split_whitespace();
+        let (Some(soft), Some(hard)) = (f.next(), f.next()) else {
+            return Err(bad(l));
+        };
+        out.insert(
+            name.trim().to_string(),
+            Limit {
+                soft: value(soft, l)?,
+                hard: value(hard, l)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The hard `nofile` limit a host's processes have (what its engine can
+/// grant a container at most); `None` when unlimited.
+pub async fn hard_nofile(host: &dyn Host) -> Result<Option<u64>, ProbeError> {
+    let out = Cmd::new(["cat", "/proc/self/limits"]).check(host).await?;
+    let limits = parse_proc_limits(&out.stdout_lossy())?;
+    Ok(limits
+        .get("Max open files")
+        .ok_or_else(|| ProbeError::Parse {
+            what: "/proc/self/limits".into(),
+            detail: "no `Max open files` line".into(),
+        })?
+        .hard)
+}
+
+/// One line of `docker ps --format '{{json .}}'` (the fields used).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Container {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Names")]
+    pub names: String,
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "State", default)]
+    pub state: String,
+}
+
+pub fn parse_ps(text: &str) -> Result<Vec<Container>, ProbeError> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| ProbeError::Parse {
+                what: "docker ps".into(),
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The containers (running or not) of stack `stack` on one host, by name.
+pub async fn stack_containers(host: &dyn Host, stack: &str) -> Result<Vec<String>, ProbeError> {
+    let out = Cmd::new(["docker", "ps", "--all", "--filter"])
+        .arg(format!("label=com.docker.stack.namespace={stack}"))
+        .args_from(["--format", "{{json .}}"])
+        .check(host)
+        .await?;
+    Ok(parse_ps(&out.stdout_lossy())?
+        .into_iter()
+        .map(|c| c.names)
+        .collect())
+}
+
 /// Exit 0 when the kernel has IPVS: loaded (`/proc/net/ip_vs`) or loadable
 /// (`modinfo`), as dockerd would load it for a service VIP.
 pub fn ipvs_cmd() -> Cmd {
@@ -76,6 +235,57 @@ pub async fn has_ipvs(host: &dyn Host) -> Result<bool, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_spec_of_an_adapted_and_a_default_service() {
+        let e = parse_endpoint_spec(
+            r#"{"Mode":"dnsrr","Ports":[{"Protocol":"tcp","TargetPort":443,"PublishedPort":443,"PublishMode":"host"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.mode(), "dnsrr");
+        assert_eq!(e.ports()[0].publish_mode(), "host");
+        assert_eq!(
+            (e.ports()[0].target, e.ports()[0].published),
+            (443, Some(443))
+        );
+        let d = parse_endpoint_spec("{}\n").unwrap();
+        assert_eq!((d.mode(), d.ports().len()), ("vip", 0));
+        assert_eq!(
+            parse_endpoint_spec("null").unwrap(),
+            EndpointSpec::default()
+        );
+        assert!(parse_endpoint_spec("{\"Mode\":").is_err());
+    }
+
+    #[test]
+    fn proc_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max open files            1024                 20000                files     \n\
+                    Max nice priority         0                    0                    \n";
+        let l = parse_proc_limits(text).unwrap();
+        assert_eq!(
+            l["Max open files"],
+            Limit {
+                soft: Some(1024),
+                hard: Some(20000)
+            }
+        );
+        assert_eq!(l["Max cpu time"].hard, None);
+        assert_eq!(l["Max nice priority"].soft, Some(0));
+        assert!(parse_proc_limits("h\nMax open files            x y\n").is_err());
+    }
+
+    #[test]
+    fn ps_lines() {
+        let c = parse_ps(
+            r#"{"ID":"0a1b","Image":"nginx:1","Names":"ke2_nginx.x.y","State":"running"}"#,
+        )
+        .unwrap();
+        assert_eq!(c[0].names, "ke2_nginx.x.y");
+        assert_eq!(c[0].state, "running");
+        assert!(parse_ps("").unwrap().is_empty());
+    }
 
     // The shape `docker service ls --format '{{json .}}'` prints (26.1).
     const SAMPLE: &str = r#"{"ID":"k2u0w1xq9r7s","Image":"kompira.azurecr.io/kompira-enterprise:2.0.2","Mode":"replicated","Name":"ke2_kompira","Ports":"","Replicas":"3/3 (max 1 per node)"}

@@ -158,6 +158,26 @@ pub fn rabbitmq_hostname_template(stack_yaml: &str) -> Result<String, StackError
         })
 }
 
+/// Each service's `image:` in a stack file, by service name (what a host's
+/// engine must have, or pull, before the tasks can start).
+pub fn service_images(
+    stack_yaml: &str,
+) -> Result<std::collections::BTreeMap<String, String>, StackError> {
+    let top = parse("the stack file", stack_yaml)?;
+    let services = services_of(&top, "the stack file")?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, svc) in services {
+        let name = name.as_str().unwrap_or_default().to_string();
+        let image = svc
+            .get("image")
+            .and_then(Value::as_str)
+            .filter(|i| !i.trim().is_empty())
+            .ok_or_else(|| StackError::Invalid(format!("service `{name}` has no `image`")))?;
+        out.insert(name, image.to_string());
+    }
+    Ok(out)
+}
+
 /// A swarm template's field name with Go's optional inner spaces trimmed:
 /// `{{ .Node.Hostname }}` is `.Node.Hostname`.
 fn template_fields(template: &str) -> Vec<(usize, usize, String)> {
@@ -299,6 +319,54 @@ pub fn adapt_without_ipvs(stack_yaml: &str) -> Result<(String, Vec<String>), Sta
                 changes.push(format!(
                     "`{name}`: port `{published}` published in `host` mode (was `{was}`): \
                      swarm refuses ingress ports on a `dnsrr` service"
+                ));
+            }
+        }
+    }
+    Ok((render(top)?, changes))
+}
+
+/// Lowers every service's `ulimits.<name>` (a number, or `soft`/`hard`)
+/// to at most `max`, the hard limit the hosts' engines can grant: an engine
+/// without `CAP_SYS_RESOURCE` cannot raise a container's limit above its
+/// own, and the task would fail with "error setting rlimit". Returns the new
+/// YAML and one line per change.
+pub fn cap_ulimit(
+    stack_yaml: &str,
+    limit: &str,
+    max: u64,
+) -> Result<(String, Vec<String>), StackError> {
+    let mut top = parse("the stack file", stack_yaml)?;
+    let mut changes = Vec::new();
+    let services = top
+        .get_mut("services")
+        .and_then(Value::as_mapping_mut)
+        .ok_or_else(|| StackError::Invalid("the stack file has no `services` mapping".into()))?;
+    for (name, service) in services.iter_mut() {
+        let name = name.as_str().unwrap_or("?").to_string();
+        let Some(v) = service
+            .get_mut("ulimits")
+            .and_then(Value::as_mapping_mut)
+            .and_then(|u| u.get_mut(limit))
+        else {
+            continue;
+        };
+        let slots: Vec<&mut Value> = match v {
+            Value::Mapping(m) => m
+                .iter_mut()
+                .filter(|(k, _)| matches!(k.as_str(), Some("soft" | "hard")))
+                .map(|(_, v)| v)
+                .collect(),
+            other => vec![other],
+        };
+        for slot in slots {
+            let Some(was) = slot.as_u64() else {
+                continue;
+            };
+            if was > max {
+                *slot = Value::from(max);
+                changes.push(format!(
+                    "`{name}`: ulimit `{limit}` {max} (was {was}): the hosts' engines cannot grant more"
                 ));
             }
         }
@@ -459,6 +527,50 @@ services:
             e.to_string(),
             "the `rabbitmq` service has no `hostname`: cannot name the cluster's nodes"
         );
+    }
+
+    #[test]
+    fn service_images_by_service() {
+        let images = service_images(
+            "services:\n  nginx:\n    image: registry.hub.docker.com/library/nginx:1.27-alpine\n  \
+             kengine:\n    image: kompira.azurecr.io/kompira-enterprise:2.0.2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            images.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    "kengine".to_string(),
+                    "kompira.azurecr.io/kompira-enterprise:2.0.2".to_string()
+                ),
+                (
+                    "nginx".into(),
+                    "registry.hub.docker.com/library/nginx:1.27-alpine".into()
+                ),
+            ]
+        );
+        let e = service_images("services:\n  a:\n    hostname: x\n").unwrap_err();
+        assert_eq!(e.to_string(), "service `a` has no `image`");
+    }
+
+    #[test]
+    fn ulimits_above_the_hosts_hard_limit_are_lowered() {
+        let yaml = "services:\n  a:\n    ulimits:\n      nofile:\n        soft: 65535\n        hard: 65535\n      nproc: 65535\n  \
+                    b:\n    ulimits:\n      nofile: 1024\n  c:\n    image: x\n";
+        let (out, changes) = cap_ulimit(yaml, "nofile", 20000).unwrap();
+        insta::assert_snapshot!("ulimit_nofile_capped", out);
+        assert_eq!(
+            changes,
+            vec![
+                "`a`: ulimit `nofile` 20000 (was 65535): the hosts' engines cannot grant more",
+                "`a`: ulimit `nofile` 20000 (was 65535): the hosts' engines cannot grant more",
+            ]
+        );
+        let (again, none) = cap_ulimit(&out, "nofile", 20000).unwrap();
+        assert_eq!(again, out);
+        assert!(none.is_empty());
+        let (_, none) = cap_ulimit(yaml, "nproc", 96365).unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::stack::{STACK_FILE, StackOptions};
 use super::{Cx, Plan, Planned, Step, StepError, each_host};
 use crate::host::Cmd;
-use crate::probe::stack::{has_ipvs, services};
-use crate::render::stack::adapt_without_ipvs;
+use crate::probe::stack::{hard_nofile, has_ipvs, services};
+use crate::render::stack::{adapt_without_ipvs, cap_ulimit};
 
 /// The stack's name (`docker stack deploy … ke2`).
 pub const STACK_NAME: &str = "ke2";
@@ -83,6 +83,25 @@ impl Step for Deploy {
                 changes.join("; ")
             ));
             adapted.into_bytes()
+        };
+        // Hosts whose engine cannot grant the stack's open-file limit (no
+        // CAP_SYS_RESOURCE, as in the lab's container hosts): lowered to
+        // what every host can grant, visibly.
+        let hard = each_host(cx, |_, h| async move { Ok(hard_nofile(h).await?) }).await?;
+        let body = match hard.iter().flatten().min() {
+            Some(&max) => {
+                let text = String::from_utf8_lossy(&body);
+                let (capped, changes) = cap_ulimit(&text, "nofile", max)
+                    .map_err(|e| state(cx, m, format!("cannot adapt `{stack_path}`: {e}")))?;
+                if !changes.is_empty() {
+                    plan.warnings.push(format!(
+                        "the hosts' hard open-file limit is {max}: deploying with this adaptation: {}",
+                        changes.join("; ")
+                    ));
+                }
+                capped.into_bytes()
+            }
+            None => body,
         };
         let deployed = h.read_file(&deployed_path).await?;
         let running = services(h, STACK_NAME).await?;
