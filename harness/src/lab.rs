@@ -77,6 +77,18 @@ pub struct Lab {
     pub events: EventLog,
     /// Faults injected and not undone yet; teardown undoes them.
     pub(crate) active_faults: Mutex<Vec<Fault>>,
+    /// The ke2 stack was deployed by this handle; teardown removes it first.
+    pub(crate) stack_deployed: Mutex<bool>,
+}
+
+/// Where the stack's images come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackImages {
+    /// The lab's stand-ins (test fixtures), loaded and tagged as the stack's
+    /// image names.
+    Standins,
+    /// The real images, pulled by each host's engine (needs a registry).
+    Registry,
 }
 
 impl Lab {
@@ -112,6 +124,7 @@ impl Lab {
             isolation: None,
             events,
             active_faults: Mutex::new(Vec::new()),
+            stack_deployed: Mutex::new(false),
         };
         lab.events.record(format!("run `{}` booting", lab.run));
         lab.phase(image_phase);
@@ -306,6 +319,7 @@ impl Lab {
             isolation: None,
             events: EventLog::default(),
             active_faults: Mutex::new(Vec::new()),
+            stack_deployed: Mutex::new(false),
         })
     }
 
@@ -491,18 +505,188 @@ impl Lab {
     }
 
     /// Step 8 from a ke2-docker checkout (copied to the manager, never
-    /// written into), recording its phases.
+    /// written into), recording its phases. With [`StackImages::Standins`]
+    /// the stand-in images are loaded into every host's engine under the
+    /// stack file's image names before the deploy; with
+    /// [`StackImages::Registry`] the engines pull the real ones.
     pub async fn install_stack(
         &mut self,
         tree: ke2lab::steps::checkout::Tree,
+        images: StackImages,
     ) -> Result<InstallReport> {
         let hosts = self.hosts();
         let creds = self.credentials()?;
-        let cx = Cx::new(&self.topology, &hosts).with_credentials(&creds);
+        let topology = self.topology.clone();
+        let cx = Cx::new(&topology, &hosts).with_credentials(&creds);
         let mut report = InstallReport::default();
-        ke2lab::install::install_stack(&cx, tree, &mut report).await?;
+        let opts = ke2lab::install::prepare_stack(&cx, tree, &mut report).await?;
         self.record_steps(&report);
+        if images == StackImages::Standins {
+            let wanted = ke2lab::install::stack_images(&cx, &opts).await?;
+            self.load_standins(&wanted).await?;
+        }
+        let mut deploy = InstallReport::default();
+        ke2lab::install::deploy_stack(&cx, opts, &mut deploy).await?;
+        self.record_steps(&deploy);
+        report.steps.extend(deploy.steps);
+        *self.stack_deployed.lock().unwrap() = true;
         Ok(report)
+    }
+
+    /// Builds the stand-in images when missing (phase `standin-build`) and
+    /// loads them into every host, tagged as the stack's `images` (service →
+    /// image name) say (phase `standin-load`).
+    pub async fn load_standins(
+        &mut self,
+        images: &std::collections::BTreeMap<String, String>,
+    ) -> Result<crate::standin::Standins> {
+        use crate::standin::{self, Kind};
+        let mut wanted = std::collections::BTreeMap::new();
+        for (service, image) in images {
+            let kind = Kind::for_image(image).with_context(|| {
+                format!(
+                    "service `{service}`: no stand-in for image `{image}` (the lab has nginx, \
+                     redis, rabbitmq and Kompira stand-ins; use the real images instead)"
+                )
+            })?;
+            wanted.insert(image.clone(), kind);
+        }
+        let t = Instant::now();
+        let bin = standin::kompira_binary().await?;
+        let built = standin::ensure(&self.docker, &home().join("build"), &bin).await?;
+        self.phase(Phase {
+            name: "standin-build".into(),
+            elapsed: t.elapsed(),
+            detail: format!(
+                "{} ({}), archive {} MB",
+                built.base.tag,
+                match built.base.built_with {
+                    Some(b) => format!("built with {b:?}"),
+                    None => "cached".into(),
+                },
+                built.archive_bytes / 1_000_000
+            ),
+        });
+        let t = Instant::now();
+        let loads = try_join_all(
+            self.hosts
+                .iter()
+                .map(|h| standin::load_into(h, &built, &wanted)),
+        )
+        .await?;
+        self.phase(Phase {
+            name: "standin-load".into(),
+            elapsed: t.elapsed(),
+            detail: loads
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {} {:.1}s",
+                        l.host,
+                        if l.loaded { "loaded" } else { "had them" },
+                        l.elapsed.as_secs_f64()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+        Ok(built)
+    }
+
+    /// Waits until every service of the stack runs its desired tasks
+    /// (phase `stack-converged`).
+    pub async fn await_stack(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<ke2lab::probe::stack::Service>> {
+        let t = Instant::now();
+        let hosts = self.hosts();
+        let services = {
+            let cx = Cx::new(&self.topology, &hosts);
+            ke2lab::install::wait_stack_converged(&cx, 0, timeout).await?
+        };
+        self.phase(Phase {
+            name: "stack-converged".into(),
+            elapsed: t.elapsed(),
+            detail: format!("{} services at their desired replicas", services.len()),
+        });
+        Ok(services)
+    }
+
+    /// The local CA certificate (PEM) step 8 made, read from the shared SSL
+    /// directory on the manager, and the name its server certificate carries
+    /// (the manager's host name, as `create-cert.sh` makes it).
+    pub async fn stack_ca(&self) -> Result<(Vec<u8>, String)> {
+        use ke2lab::steps::checkout::DEFAULT_DEST;
+        use ke2lab::steps::stack::StackOptions;
+        let opts = StackOptions::from_topology(&self.topology, DEFAULT_DEST);
+        let path = format!("{}/local-ca.crt", opts.ssl_dir());
+        let h = &self.hosts[opts.manager];
+        let ca = h
+            .read_file(&path)
+            .await?
+            .with_context(|| format!("host `{}`: no CA certificate at `{path}`", h.name()))?;
+        Ok((ca, self.topology.hosts[opts.manager].name.clone()))
+    }
+
+    /// `GET path` over HTTPS on port 443 of every host, verified against
+    /// the stack's local CA; one result per host, in topology order.
+    pub async fn https_each(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<
+        Vec<(
+            String,
+            Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
+        )>,
+    > {
+        let (ca, server_name) = self.stack_ca().await?;
+        let ca = &ca;
+        let server_name = &server_name;
+        Ok(
+            futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
+                let addr = std::net::SocketAddr::from((h.address, 443));
+                let r = ke2lab::probe::http::https_get(addr, server_name, ca, path, timeout).await;
+                (h.name.clone(), r)
+            }))
+            .await,
+        )
+    }
+
+    /// `GET path` over plain HTTP on port 80 of every host.
+    pub async fn http_each(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Vec<(
+        String,
+        Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
+    )> {
+        futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
+            let addr = std::net::SocketAddr::from((h.address, 80));
+            let r = ke2lab::probe::http::http_get(addr, &h.name, path, timeout).await;
+            (h.name.clone(), r)
+        }))
+        .await
+    }
+
+    /// `docker stack rm` of the ke2 stack, waiting until its services and
+    /// containers are gone from every host (phase `stack-rm`).
+    pub async fn remove_stack(&mut self, timeout: Duration) -> Result<()> {
+        let t = Instant::now();
+        let hosts = self.hosts();
+        {
+            let cx = Cx::new(&self.topology, &hosts);
+            ke2lab::install::remove_stack(&cx, 0, timeout).await?;
+        }
+        *self.stack_deployed.lock().unwrap() = false;
+        self.phase(Phase {
+            name: "stack-rm".into(),
+            elapsed: t.elapsed(),
+            detail: "services and containers gone on every host".into(),
+        });
+        Ok(())
     }
 
     /// The run's passwords: explicit or document defaults per the topology,
@@ -903,6 +1087,18 @@ impl Lab {
         let undone = Faults::new(&self).undo_all().await;
         if let Err(e) = &undone {
             self.events.record(format!("teardown: {e:#}"));
+        }
+        if *self.stack_deployed.lock().unwrap() {
+            // `docker stack rm` as the procedure stops Kompira; best effort,
+            // since removing the hosts removes the stack anyway.
+            let hosts = self.hosts();
+            let cx = Cx::new(&self.topology, &hosts);
+            match ke2lab::install::remove_stack(&cx, 0, Duration::from_secs(60)).await {
+                Ok(()) => self.events.record("teardown: `docker stack rm ke2` done"),
+                Err(e) => self
+                    .events
+                    .record(format!("teardown: `docker stack rm`: {e}")),
+            };
         }
         if let Some(dir) = evidence {
             // The undoing belongs to the evidence's timeline too.

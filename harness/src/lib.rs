@@ -13,6 +13,7 @@ pub mod image;
 pub mod lab;
 pub mod measure;
 pub mod overlay;
+pub mod standin;
 pub mod writer;
 
 /// Every container, network and volume the harness creates carries this

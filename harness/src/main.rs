@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -14,7 +14,7 @@ use ke2lab::probe::swarm;
 use ke2lab::steps::Cx;
 use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
-use ke2lab_harness::lab::{self, Phase};
+use ke2lab_harness::lab::{self, Phase, StackImages};
 
 #[derive(Parser)]
 #[command(
@@ -41,11 +41,15 @@ enum Command {
         #[arg(long)]
         no_install: bool,
         /// Also step 8: the ke2 stack from this ke2-docker checkout
-        /// (read-only input). The services need images the lab does not
-        /// have yet (stand-ins are not built), so they are deployed but do
-        /// not converge.
+        /// (read-only input), deployed with the lab's stand-in images, then
+        /// awaited until every service converges and each host answers
+        /// HTTPS.
         #[arg(long, value_name = "DIR", conflicts_with = "no_install")]
         stack: Option<PathBuf>,
+        /// With --stack: let the hosts' engines pull the real images (needs
+        /// registry access) instead of loading the stand-ins.
+        #[arg(long, requires = "stack")]
+        real_images: bool,
     },
     /// Show the labs that are running and their swarm.
     Status {
@@ -82,6 +86,10 @@ enum Command {
         /// The ke2-docker checkout (read-only input).
         #[arg(long)]
         ke2_docker: PathBuf,
+        /// Let the hosts' engines pull the real images (needs registry
+        /// access) instead of loading the stand-ins.
+        #[arg(long)]
+        real_images: bool,
     },
     /// Install real servers over SSH (the topology's addresses).
     Install {
@@ -157,12 +165,13 @@ async fn run(cli: Cli) -> Result<()> {
             keep_on_failure,
             no_install,
             stack,
+            real_images,
         } => {
             up(
                 topology.as_ref(),
                 keep_on_failure,
                 no_install,
-                stack.as_deref(),
+                stack.as_deref().map(|d| (d, images_of(real_images))),
             )
             .await
         }
@@ -176,21 +185,20 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{report}");
             Ok(())
         }
-        Command::Stack { run, ke2_docker } => {
+        Command::Stack {
+            run,
+            ke2_docker,
+            real_images,
+        } => {
             // The checkout is read before anything else: bad input touches
             // no host.
             let tree = ke2lab::steps::checkout::Tree::read(&ke2_docker)?;
             let run = pick_run(run).await?;
-            let lab = Lab::attach(&run).await?;
-            let hosts = lab.hosts();
-            let creds = lab.credentials()?;
-            let cx = Cx::new(&lab.topology, &hosts).with_credentials(&creds);
-            let mut report = ke2lab::install::InstallReport::default();
-            let r = ke2lab::install::install_stack(&cx, tree, &mut report).await;
-            // The report lists each step's changes and warnings.
-            println!("{report}");
-            r?;
-            Ok(())
+            let mut lab = Lab::attach(&run).await?;
+            let before = lab.phases.len();
+            let r = stack_up(&mut lab, tree, images_of(real_images)).await;
+            print_step_phases(&lab.phases[before..]);
+            r
         }
         Command::Install {
             topology,
@@ -205,16 +213,95 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn images_of(real: bool) -> StackImages {
+    if real {
+        StackImages::Registry
+    } else {
+        StackImages::Standins
+    }
+}
+
+fn print_step_phases(phases: &[Phase]) {
+    for p in phases {
+        eprintln!(
+            "phase {:<8} {:>7.2}s  {}",
+            p.name,
+            p.elapsed.as_secs_f64(),
+            p.detail
+        );
+    }
+}
+
+/// Step 8 on a lab, then what a user checks: every service converged and
+/// each host's nginx answering HTTPS (verified against the local CA).
+async fn stack_up(
+    lab: &mut Lab,
+    tree: ke2lab::steps::checkout::Tree,
+    images: StackImages,
+) -> Result<()> {
+    let report = lab.install_stack(tree, images).await?;
+    for s in &report.steps {
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let services = lab.await_stack(Duration::from_secs(300)).await?;
+    for s in &services {
+        eprintln!("service {:<16} {}", s.name, s.replicas);
+    }
+    let t = Instant::now();
+    let what = "HTTPS 200 from every host's 443 (verified against the local CA)";
+    let answers = ke2lab::wait::wait_for_every(
+        what,
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        || async {
+            match lab.https_each("/", Duration::from_secs(10)).await {
+                Ok(r)
+                    if r.iter()
+                        .all(|(_, x)| matches!(x, Ok(resp) if resp.status == 200)) =>
+                {
+                    ke2lab::wait::Poll::Ready(r)
+                }
+                Ok(r) => ke2lab::wait::Poll::NotYet(
+                    r.iter()
+                        .map(|(h, x)| match x {
+                            Ok(resp) => format!("{h}: {}", resp.status),
+                            Err(e) => format!("{h}: {e}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Err(e) => ke2lab::wait::Poll::NotYet(format!("{e:#}")),
+            }
+        },
+    )
+    .await?;
+    lab.phase(Phase {
+        name: "https".into(),
+        elapsed: t.elapsed(),
+        detail: answers
+            .iter()
+            .map(|(h, _)| format!("{h} 200"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    });
+    Ok(())
+}
+
 async fn up(
     topology: Option<&PathBuf>,
     keep: bool,
     no_install: bool,
-    stack: Option<&std::path::Path>,
+    stack: Option<(&std::path::Path, StackImages)>,
 ) -> Result<()> {
     let t0 = Instant::now();
     let v = load_topology(topology)?;
     // Bad input is found before any host exists.
-    let tree = stack.map(ke2lab::steps::checkout::Tree::read).transpose()?;
+    let tree = match stack {
+        Some((dir, images)) => Some((ke2lab::steps::checkout::Tree::read(dir)?, images)),
+        None => None,
+    };
     eprintln!("phase image+boot: …");
     let mut lab = Lab::boot(&v.topology, keep).await?;
     for p in &lab.phases {
@@ -229,14 +316,8 @@ async fn up(
         eprintln!("run `{}` booted; installing", lab.run);
         let before = lab.phases.len();
         let mut result = lab.install().await.map(|_| ());
-        if let (Ok(()), Some(tree)) = (&result, tree) {
-            result = lab.install_stack(tree).await.map(|r| {
-                for s in &r.steps {
-                    for w in &s.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                }
-            });
+        if let (Ok(()), Some((tree, images))) = (&result, tree) {
+            result = stack_up(&mut lab, tree, images).await;
         }
         for p in &lab.phases[before..] {
             eprintln!(
