@@ -194,7 +194,12 @@ async fn build_with_docker(docker: &Docker, recipe: &Recipe, tag: &str) -> Resul
     for (i, f) in recipe.files.iter().enumerate() {
         entries.push((format!("files/{i}"), f.body.clone().into_bytes(), f.mode));
     }
-    let ctx = tar_context(&entries)?;
+    build_context(docker, tag, tar_context(&entries)?).await
+}
+
+/// `docker build -t tag` of a context tarball with a `Dockerfile` at its
+/// top; a build error in the stream fails it.
+pub async fn build_context(docker: &Docker, tag: &str, ctx: Vec<u8>) -> Result<()> {
     let opts = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
@@ -203,6 +208,9 @@ async fn build_with_docker(docker: &Docker, recipe: &Recipe, tag: &str) -> Resul
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(ctx.into())));
     while let Some(info) = stream.next().await {
         let info = info.with_context(|| format!("docker build of `{tag}` failed"))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            bail!("docker build of `{tag}` failed: {e}");
+        }
         if let Some(s) = info.stream {
             tracing::debug!("build: {}", s.trim_end());
         }

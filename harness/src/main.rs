@@ -304,14 +304,7 @@ async fn up(
     };
     eprintln!("phase image+boot: …");
     let mut lab = Lab::boot(&v.topology, keep).await?;
-    for p in &lab.phases {
-        eprintln!(
-            "phase {:<8} {:>7.2}s  {}",
-            p.name,
-            p.elapsed.as_secs_f64(),
-            p.detail
-        );
-    }
+    print_step_phases(&lab.phases);
     if !no_install {
         eprintln!("run `{}` booted; installing", lab.run);
         let before = lab.phases.len();
@@ -319,14 +312,7 @@ async fn up(
         if let (Ok(()), Some((tree, images))) = (&result, tree) {
             result = stack_up(&mut lab, tree, images).await;
         }
-        for p in &lab.phases[before..] {
-            eprintln!(
-                "phase {:<8} {:>7.2}s  {}",
-                p.name,
-                p.elapsed.as_secs_f64(),
-                p.detail
-            );
-        }
+        print_step_phases(&lab.phases[before..]);
         if let Err(e) = result {
             if keep {
                 eprintln!(

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
-use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 use ke2lab::host::{Cmd, Host};
 use tokio::io::AsyncWriteExt;
@@ -185,7 +184,7 @@ pub async fn ensure(docker: &Docker, work: &Path, kompira_bin: &Path) -> Result<
                 ("Dockerfile".to_string(), dockerfile.into_bytes(), 0o644),
                 ("layer.tar".into(), layer, 0o644),
             ];
-            build(docker, &tag, image::tar_context(&ctx)?).await?;
+            image::build_context(docker, &tag, image::tar_context(&ctx)?).await?;
         }
         let img = docker
             .inspect_image(&tag)
@@ -226,22 +225,6 @@ fn kompira_tar(bin: &[u8]) -> Result<Vec<u8>> {
         t.append_link(&mut h, format!("usr/local/bin/{role}"), "ke2-standin")?;
     }
     Ok(t.into_inner()?)
-}
-
-async fn build(docker: &Docker, tag: &str, ctx: Vec<u8>) -> Result<()> {
-    let opts = BuildImageOptionsBuilder::new()
-        .dockerfile("Dockerfile")
-        .t(tag)
-        .rm(true)
-        .build();
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(ctx.into())));
-    while let Some(info) = stream.next().await {
-        let info = info.with_context(|| format!("docker build of `{tag}` failed"))?;
-        if let Some(e) = info.error_detail.and_then(|d| d.message) {
-            bail!("docker build of `{tag}` failed: {e}");
-        }
-    }
-    Ok(())
 }
 
 /// `docker save` of the stand-ins into `dest` (written aside, then renamed,

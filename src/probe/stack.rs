@@ -39,16 +39,24 @@ impl Service {
     }
 }
 
-pub fn parse_service_ls(text: &str) -> Result<Vec<Service>, ProbeError> {
+/// One JSON object per line, as `--format '{{json .}}'` prints them.
+fn json_lines<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<Vec<T>, ProbeError> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             serde_json::from_str(l).map_err(|e| ProbeError::Parse {
-                what: "docker service ls".into(),
+                what: what.into(),
                 detail: e.to_string(),
             })
         })
         .collect()
+}
+
+pub fn parse_service_ls(text: &str) -> Result<Vec<Service>, ProbeError> {
+    json_lines(text, "docker service ls")
 }
 
 /// The services of stack `name` (the label `docker stack deploy` sets).
@@ -198,15 +206,7 @@ pub struct Container {
 }
 
 pub fn parse_ps(text: &str) -> Result<Vec<Container>, ProbeError> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| ProbeError::Parse {
-                what: "docker ps".into(),
-                detail: e.to_string(),
-            })
-        })
-        .collect()
+    json_lines(text, "docker ps")
 }
 
 /// The containers (running or not) of stack `stack` on one host, by name.
