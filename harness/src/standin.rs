@@ -197,6 +197,13 @@ pub async fn ensure(docker: &Docker, work: &Path, kompira_bin: &Path) -> Result<
     let archive = work.join(format!("standins-{}.tar", short_hash(&all.join("\n"))));
     if !archive.is_file() {
         save(docker, &all, &archive).await?;
+        // Archives of earlier stand-ins (~200 MB each) are never used again.
+        for e in std::fs::read_dir(work)?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("standins-") && name.ends_with(".tar") && e.path() != archive {
+                std::fs::remove_file(e.path()).ok();
+            }
+        }
     }
     let archive_bytes = std::fs::metadata(&archive)?.len();
     Ok(Standins {
