@@ -161,6 +161,10 @@ pub struct Standins {
 /// so an unchanged recipe and binary cost nothing.
 pub async fn ensure(docker: &Docker, work: &Path, kompira_bin: &Path) -> Result<Standins> {
     let start = Instant::now();
+    // The base may be cached while the work directory is new (a fresh
+    // checkout on a machine that built it before).
+    std::fs::create_dir_all(work)
+        .with_context(|| format!("cannot create the work directory `{}`", work.display()))?;
     let base = image::ensure(docker, &base_recipe(), work).await?;
     let bin = std::fs::read(kompira_bin).with_context(|| {
         format!(
@@ -238,7 +242,9 @@ fn kompira_tar(bin: &[u8]) -> Result<Vec<u8>> {
 /// so a killed run never leaves a truncated archive under the final name).
 async fn save(docker: &Docker, tags: &[&str], dest: &Path) -> Result<()> {
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = tokio::fs::File::create(&tmp).await?;
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("cannot write the stand-in archive `{}`", tmp.display()))?;
     let mut stream = docker.export_images(tags);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.context("`docker save` of the stand-in images failed")?;
