@@ -84,12 +84,16 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
         /// The ke2-docker checkout (read-only input).
-        #[arg(long)]
-        ke2_docker: PathBuf,
+        #[arg(long, required_unless_present = "rm")]
+        ke2_docker: Option<PathBuf>,
         /// Let the hosts' engines pull the real images (needs registry
         /// access) instead of loading the stand-ins.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rm")]
         real_images: bool,
+        /// Stop Kompira instead: `docker stack rm ke2`, then wait until no
+        /// service or container of it is left on any host.
+        #[arg(long, conflicts_with = "ke2_docker")]
+        rm: bool,
     },
     /// Install real servers over SSH (the topology's addresses).
     Install {
@@ -189,14 +193,21 @@ async fn run(cli: Cli) -> Result<()> {
             run,
             ke2_docker,
             real_images,
+            rm,
         } => {
             // The checkout is read before anything else: bad input touches
             // no host.
-            let tree = ke2lab::steps::checkout::Tree::read(&ke2_docker)?;
+            let tree = ke2_docker
+                .as_deref()
+                .map(ke2lab::steps::checkout::Tree::read)
+                .transpose()?;
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
             let before = lab.phases.len();
-            let r = stack_up(&mut lab, tree, images_of(real_images)).await;
+            let r = match tree {
+                Some(tree) if !rm => stack_up(&mut lab, tree, images_of(real_images)).await,
+                _ => lab.remove_stack(Duration::from_secs(180)).await,
+            };
             print_step_phases(&lab.phases[before..]);
             r
         }
