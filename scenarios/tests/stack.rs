@@ -15,8 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ke2lab::host::Cmd;
-use ke2lab::probe::stack::{endpoint_spec, has_ipvs};
+use ke2lab::probe::stack::{endpoint_spec, has_ipvs, rabbitmq_cluster};
 use ke2lab::steps::checkout::{DEFAULT_DEST, Tree};
 use ke2lab::steps::deploy::STACK_NAME;
 use ke2lab::topology::Topology;
@@ -57,12 +56,6 @@ struct Check {
     in_recovery: Option<bool>,
     #[serde(default)]
     server_addr: Option<String>,
-}
-
-/// `rabbitmqctl cluster_status --formatter json` (the field used).
-#[derive(Debug, Deserialize)]
-struct ClusterStatus {
-    running_nodes: Vec<String>,
 }
 
 /// Every host answers HTTPS 200 with a status page whose database check
@@ -228,29 +221,27 @@ async fn stack(lab: &mut Lab) -> Result<()> {
     let what = "every RabbitMQ node running in one cluster";
     let h1 = lab.host(&t.hosts[1].name)?;
     let want_nodes = &want_nodes;
-    let nodes = wait_for_every(what, Duration::from_secs(120), Duration::from_secs(2), || {
-        let h1 = h1.clone();
-        async move {
-            let out = Cmd::sh(
-                "c=$(docker ps -q --filter label=com.docker.swarm.service.name=ke2_rabbitmq | head -n1) \
-                 && docker exec \"$c\" rabbitmqctl cluster_status --formatter json",
-            )
-            .check(h1.as_ref())
-            .await;
-            match out.map(|o| serde_json::from_slice::<ClusterStatus>(&o.stdout)) {
-                Ok(Ok(s)) => {
-                    let got: BTreeSet<String> = s.running_nodes.into_iter().collect();
-                    if got == *want_nodes {
-                        Poll::Ready(got)
-                    } else {
-                        Poll::NotYet(format!("running nodes {got:?}"))
+    let nodes = wait_for_every(
+        what,
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+        || {
+            let h1 = h1.clone();
+            async move {
+                match rabbitmq_cluster(h1.as_ref(), STACK_NAME).await {
+                    Ok(c) => {
+                        let got: BTreeSet<String> = c.running_nodes.into_iter().collect();
+                        if got == *want_nodes {
+                            Poll::Ready(got)
+                        } else {
+                            Poll::NotYet(format!("running nodes {got:?}"))
+                        }
                     }
+                    Err(e) => Poll::NotYet(e.to_string()),
                 }
-                Ok(Err(e)) => Poll::NotYet(format!("cluster_status: {e}")),
-                Err(e) => Poll::NotYet(e.to_string()),
             }
-        }
-    })
+        },
+    )
     .await?;
     println!("rabbitmq cluster: {nodes:?}");
 

@@ -192,6 +192,31 @@ pub async fn hard_nofile(host: &dyn Host) -> Result<Option<u64>, ProbeError> {
         .hard)
 }
 
+/// `rabbitmqctl cluster_status --formatter json` (the field used).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RabbitmqCluster {
+    pub running_nodes: Vec<String>,
+}
+
+pub fn parse_rabbitmq_cluster(text: &str) -> Result<RabbitmqCluster, ProbeError> {
+    serde_json::from_str(text.trim()).map_err(|e| ProbeError::Parse {
+        what: "rabbitmqctl cluster_status --formatter json".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// The RabbitMQ cluster as the stack's rabbitmq task on `host` sees it
+/// (`rabbitmqctl` run in that task's container).
+pub async fn rabbitmq_cluster(host: &dyn Host, stack: &str) -> Result<RabbitmqCluster, ProbeError> {
+    let out = Cmd::sh(format!(
+        "c=$(docker ps -q --filter label=com.docker.swarm.service.name={stack}_rabbitmq | head -n1) \
+         && [ -n \"$c\" ] && docker exec \"$c\" rabbitmqctl cluster_status --formatter json"
+    ))
+    .check(host)
+    .await?;
+    parse_rabbitmq_cluster(&out.stdout_lossy())
+}
+
 /// One line of `docker ps --format '{{json .}}'` (the fields used).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Container {
@@ -274,6 +299,16 @@ mod tests {
         assert_eq!(l["Max cpu time"].hard, None);
         assert_eq!(l["Max nice priority"].soft, Some(0));
         assert!(parse_proc_limits("h\nMax open files            x y\n").is_err());
+    }
+
+    #[test]
+    fn rabbitmq_cluster_status() {
+        let c = parse_rabbitmq_cluster(
+            r#"{"disk_nodes":["rabbit@mq-a","rabbit@mq-b"],"running_nodes":["rabbit@mq-b","rabbit@mq-a"],"versions":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.running_nodes, vec!["rabbit@mq-b", "rabbit@mq-a"]);
+        assert!(parse_rabbitmq_cluster("Error: unable to perform an operation").is_err());
     }
 
     #[test]
