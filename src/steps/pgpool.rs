@@ -411,19 +411,6 @@ impl Default for Recovery {
     }
 }
 
-/// The host of the Pgpool-II watchdog leader, as the Pgpool-II on `on`
-/// reports it; `None` when it names no host of the topology.
-async fn leader_index(cx: &Cx<'_>, on: usize) -> Option<usize> {
-    let l = Layout::of(cx.topology.hosts[on].platform);
-    let w = probe::watchdog_info(cx.host(on), cx.topology.ports.pcp, &pcppass_path(l))
-        .await
-        .ok()?;
-    cx.topology
-        .hosts
-        .iter()
-        .position(|h| !w.leader_host.is_empty() && h.name == w.leader_host)
-}
-
 /// `<tool> -n <id>` (pcp_attach_node, pcp_recovery_node, …) against the
 /// Pgpool-II on host `on`, as postgres with its `.pcppass`.
 fn pcp_node_cmd(cx: &Cx<'_>, on: usize, tool: &str, id: usize) -> Cmd {
@@ -556,14 +543,7 @@ impl Step for Recovery {
                     Ok(p) => p,
                     Err(e) => return Poll::NotYet(e.to_string()),
                 };
-                // The watchdog leader's view is the one clients get through
-                // the VIP, and the one a failback request is decided on; a
-                // standby Pgpool-II may keep a stale `down` for a node the
-                // leader already counts up (seen in CI after a node's
-                // return), which no attach request changes.
-                let view = leader_index(cx, primary).await.unwrap_or(primary);
-                let primary = view;
-                match node_infos(cx, view).await {
+                match node_infos(cx, primary).await {
                     Ok(infos) => {
                         let stale: Vec<usize> = infos
                             .iter()
