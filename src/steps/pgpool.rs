@@ -411,23 +411,6 @@ impl Default for Recovery {
     }
 }
 
-/// `<tool> -n <id>` (pcp_attach_node, pcp_recovery_node, …) against the
-/// Pgpool-II on host `on`, as postgres with its `.pcppass`.
-fn pcp_node_cmd(cx: &Cx<'_>, on: usize, tool: &str, id: usize) -> Cmd {
-    let l = Layout::of(cx.topology.hosts[on].platform);
-    Cmd::new([
-        "env".to_string(),
-        format!("PCPPASSFILE={}", pcppass_path(l)),
-        tool.to_string(),
-    ])
-    .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
-    .arg("-p")
-    .arg(cx.topology.ports.pcp.to_string())
-    .arg("-n")
-    .arg(id.to_string())
-    .user("postgres")
-}
-
 async fn node_infos(cx: &Cx<'_>, on: usize) -> Result<Vec<probe::NodeInfo>, StepError> {
     let h = cx.host(on);
     let l = Layout::of(cx.topology.hosts[on].platform);
@@ -499,7 +482,19 @@ impl Step for Recovery {
         let primary = current_primary(cx).await?;
         let ph = cx.host(primary);
         let l = Layout::of(cx.topology.hosts[primary].platform);
-        let pcp = |tool: &str| pcp_node_cmd(cx, primary, tool, id);
+        let pcp = |tool: &str| {
+            Cmd::new([
+                "env".to_string(),
+                format!("PCPPASSFILE={}", pcppass_path(l)),
+                tool.to_string(),
+            ])
+            .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
+            .arg("-p")
+            .arg(cx.topology.ports.pcp.to_string())
+            .arg("-n")
+            .arg(id.to_string())
+            .user("postgres")
+        };
         if tool == "pcp_recovery_node" {
             // Pgpool-II refuses to recover a node it still counts as alive
             // ("node id: 1 is alive"); right after its start it does so
@@ -528,51 +523,16 @@ impl Step for Recovery {
 
     async fn verify(&self, cx: &Cx<'_>) -> Result<(), StepError> {
         let n = cx.hosts.len();
-        // A standby that streams but that the primary's Pgpool-II marked
-        // down after the plan looked (its health check gave up on a node
-        // that was restarting) is attached again, at most every 20 s: only
-        // Pgpool-II's auto-failback would bring it back otherwise, minutes
-        // later or not at all (seen in CI after a node's return).
-        let last_attach = std::sync::Mutex::new(None::<std::time::Instant>);
-        let last_attach = &last_attach;
         wait_for(
             "every node up, one primary, the others streaming standbys",
             self.settle,
-            || async move {
+            || async {
                 let primary = match current_primary(cx).await {
                     Ok(p) => p,
                     Err(e) => return Poll::NotYet(e.to_string()),
                 };
                 match node_infos(cx, primary).await {
                     Ok(infos) => {
-                        let stale: Vec<usize> = infos
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, i)| {
-                                i.role == "standby"
-                                    && i.replication_state == "streaming"
-                                    && !i.is_up()
-                            })
-                            .map(|(id, _)| id)
-                            .collect();
-                        let due = last_attach
-                            .lock()
-                            .unwrap()
-                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(20));
-                        if !stale.is_empty() && due {
-                            *last_attach.lock().unwrap() = Some(std::time::Instant::now());
-                            for id in &stale {
-                                tracing::info!(
-                                    host = cx.name(*id),
-                                    "attach node {id}: it streams but Pgpool-II on `{}` sees it down",
-                                    cx.name(primary)
-                                );
-                                let _ = cx
-                                    .host(primary)
-                                    .run(&pcp_node_cmd(cx, primary, "pcp_attach_node", *id))
-                                    .await;
-                            }
-                        }
                         let up = infos.iter().filter(|i| i.is_up()).count();
                         let primaries = infos.iter().filter(|i| i.role == "primary").count();
                         let streaming = infos
