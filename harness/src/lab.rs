@@ -78,7 +78,15 @@ pub struct Lab {
     /// Faults injected and not undone yet; teardown undoes them.
     pub(crate) active_faults: Mutex<Vec<Fault>>,
     /// The ke2 stack was deployed by this handle; teardown removes it first.
-    pub(crate) stack_deployed: Mutex<bool>,
+    pub(crate) stack_deployed: bool,
+}
+
+/// The stack's local CA certificate and the name its server certificate
+/// carries: read once, then used for every HTTPS probe.
+#[derive(Clone, Debug)]
+pub struct StackCa {
+    pub pem: Vec<u8>,
+    pub server_name: String,
 }
 
 /// Where the stack's images come from.
@@ -124,7 +132,7 @@ impl Lab {
             isolation: None,
             events,
             active_faults: Mutex::new(Vec::new()),
-            stack_deployed: Mutex::new(false),
+            stack_deployed: false,
         };
         lab.events.record(format!("run `{}` booting", lab.run));
         lab.phase(image_phase);
@@ -319,7 +327,7 @@ impl Lab {
             isolation: None,
             events: EventLog::default(),
             active_faults: Mutex::new(Vec::new()),
-            stack_deployed: Mutex::new(false),
+            stack_deployed: false,
         })
     }
 
@@ -529,7 +537,7 @@ impl Lab {
         ke2lab::install::deploy_stack(&cx, opts, &mut deploy).await?;
         self.record_steps(&deploy);
         report.steps.extend(deploy.steps);
-        *self.stack_deployed.lock().unwrap() = true;
+        self.stack_deployed = true;
         Ok(report)
     }
 
@@ -616,7 +624,7 @@ impl Lab {
     /// The local CA certificate (PEM) step 8 made, read from the shared SSL
     /// directory on the manager, and the name its server certificate carries
     /// (the manager's host name, as `create-cert.sh` makes it).
-    pub async fn stack_ca(&self) -> Result<(Vec<u8>, String)> {
+    pub async fn stack_ca(&self) -> Result<StackCa> {
         use ke2lab::steps::checkout::DEFAULT_DEST;
         use ke2lab::steps::stack::StackOptions;
         let opts = StackOptions::from_topology(&self.topology, DEFAULT_DEST);
@@ -626,32 +634,30 @@ impl Lab {
             .read_file(&path)
             .await?
             .with_context(|| format!("host `{}`: no CA certificate at `{path}`", h.name()))?;
-        Ok((ca, self.topology.hosts[opts.manager].name.clone()))
+        Ok(StackCa {
+            pem: ca,
+            server_name: self.topology.hosts[opts.manager].name.clone(),
+        })
     }
 
     /// `GET path` over HTTPS on port 443 of every host, verified against
     /// the stack's local CA; one result per host, in topology order.
     pub async fn https_each(
         &self,
+        ca: &StackCa,
         path: &str,
         timeout: Duration,
-    ) -> Result<
-        Vec<(
-            String,
-            Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
-        )>,
-    > {
-        let (ca, server_name) = self.stack_ca().await?;
-        let ca = &ca;
-        let server_name = &server_name;
-        Ok(
-            futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
-                let addr = std::net::SocketAddr::from((h.address, 443));
-                let r = ke2lab::probe::http::https_get(addr, server_name, ca, path, timeout).await;
-                (h.name.clone(), r)
-            }))
-            .await,
-        )
+    ) -> Vec<(
+        String,
+        Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
+    )> {
+        let (ca, server_name) = (&ca.pem, &ca.server_name);
+        futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
+            let addr = std::net::SocketAddr::from((h.address, 443));
+            let r = ke2lab::probe::http::https_get(addr, server_name, ca, path, timeout).await;
+            (h.name.clone(), r)
+        }))
+        .await
     }
 
     /// `GET path` over plain HTTP on port 80 of every host.
@@ -680,7 +686,7 @@ impl Lab {
             let cx = Cx::new(&self.topology, &hosts);
             ke2lab::install::remove_stack(&cx, 0, timeout).await?;
         }
-        *self.stack_deployed.lock().unwrap() = false;
+        self.stack_deployed = false;
         self.phase(Phase {
             name: "stack-rm".into(),
             elapsed: t.elapsed(),
@@ -1088,7 +1094,7 @@ impl Lab {
         if let Err(e) = &undone {
             self.events.record(format!("teardown: {e:#}"));
         }
-        if *self.stack_deployed.lock().unwrap() {
+        if self.stack_deployed {
             // `docker stack rm` as the procedure stops Kompira; best effort,
             // since removing the hosts removes the stack anyway.
             let hosts = self.hosts();

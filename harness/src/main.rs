@@ -261,20 +261,20 @@ async fn stack_up(
         eprintln!("service {:<16} {}", s.name, s.replicas);
     }
     let t = Instant::now();
+    let ca = lab.stack_ca().await?;
     let what = "HTTPS 200 from every host's 443 (verified against the local CA)";
     let answers = ke2lab::wait::wait_for_every(
         what,
         Duration::from_secs(120),
         Duration::from_secs(1),
         || async {
-            match lab.https_each("/", Duration::from_secs(10)).await {
-                Ok(r)
-                    if r.iter()
-                        .all(|(_, x)| matches!(x, Ok(resp) if resp.status == 200)) =>
-                {
-                    ke2lab::wait::Poll::Ready(r)
-                }
-                Ok(r) => ke2lab::wait::Poll::NotYet(
+            let r = lab.https_each(&ca, "/", Duration::from_secs(10)).await;
+            if r.iter()
+                .all(|(_, x)| matches!(x, Ok(resp) if resp.status == 200))
+            {
+                ke2lab::wait::Poll::Ready(r)
+            } else {
+                ke2lab::wait::Poll::NotYet(
                     r.iter()
                         .map(|(h, x)| match x {
                             Ok(resp) => format!("{h}: {}", resp.status),
@@ -282,8 +282,7 @@ async fn stack_up(
                         })
                         .collect::<Vec<_>>()
                         .join("; "),
-                ),
-                Err(e) => ke2lab::wait::Poll::NotYet(format!("{e:#}")),
+                )
             }
         },
     )

@@ -62,11 +62,9 @@ struct Check {
 /// succeeded; returns the pages by host.
 async fn https_ok(lab: &Lab, timeout: Duration) -> Result<BTreeMap<String, StatusPage>> {
     let what = "HTTPS 200 with a successful database round trip from every host's 443";
+    let ca = &lab.stack_ca().await?;
     let pages = wait_for_every(what, timeout, Duration::from_secs(1), || async {
-        let answers = match lab.https_each("/", Duration::from_secs(10)).await {
-            Ok(a) => a,
-            Err(e) => return Poll::NotYet(format!("{e:#}")),
-        };
+        let answers = lab.https_each(ca, "/", Duration::from_secs(10)).await;
         let mut pages = BTreeMap::new();
         let mut seen = Vec::new();
         for (host, r) in answers {
