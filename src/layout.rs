@@ -123,6 +123,21 @@ impl Layout {
         }
     }
 
+    /// Restarts Pgpool-II (a watchdog member rejoins, and so copies the
+    /// leader's backend status). Without systemd: a fast stop, which waits
+    /// for the old process to end, then the same start as [`Self::pgpool_start`].
+    pub fn pgpool_restart(&self) -> Cmd {
+        match self.platform {
+            Platform::Debian => Cmd::sh(
+                "if [ -d /run/systemd/system ]; then systemctl restart pgpool2; \
+                 else runuser -u postgres -- pgpool -f \"$1\" -m fast stop; \
+                 runuser -u postgres -- pgpool -f \"$1\"; fi",
+            )
+            .arg(self.pgpool_conf()),
+            Platform::Rhel9 => Cmd::new(["systemctl", "restart", "pgpool-II"]),
+        }
+    }
+
     /// Exit 0 when a Pgpool-II main process runs.
     pub fn pgpool_running(&self) -> Cmd {
         Cmd::new(["pgrep", "-x", "-u", "postgres", "pgpool"])

@@ -5,6 +5,7 @@
 //! machine is reached through [`host::Host`], so the same steps run over SSH on
 //! real servers and over `docker exec` on the lab's container hosts.
 
+pub mod cluster;
 pub mod host;
 pub mod install;
 pub mod layout;

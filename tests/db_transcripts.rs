@@ -41,6 +41,40 @@ fn node_info(host: &str, status: &str, role: &str, repl: &str) -> Output {
     ))
 }
 
+/// `pcp_node_info -v` of every node: the primary up, the standbys down
+/// until their recovery, then streaming.
+fn all_nodes(t: &Topology, rebuilt: bool) -> Output {
+    let mut text = String::new();
+    for (id, h) in t.hosts.iter().enumerate() {
+        let (status, role, repl) = match (id, rebuilt) {
+            (0, _) => ("up", "primary", ""),
+            (_, false) => ("down", "standby", ""),
+            (_, true) => ("up", "standby", "streaming"),
+        };
+        text.push_str(&String::from_utf8_lossy(
+            &node_info(&h.name, status, role, repl).stdout,
+        ));
+    }
+    Output::ok(text)
+}
+
+/// `pg_stat_replication` on the primary as the view's JSON row.
+fn replicas(t: &Topology, rebuilt: bool) -> Output {
+    if !rebuilt {
+        return Output::ok("[]\n");
+    }
+    let rows: Vec<String> = t.hosts[1..]
+        .iter()
+        .map(|h| {
+            format!(
+                r#"{{"application_name":"{}","state":"streaming","sync_state":"async"}}"#,
+                h.name
+            )
+        })
+        .collect();
+    Output::ok(format!("[{}]\n", rows.join(",")))
+}
+
 fn catalog(c: &Credentials, full: bool) -> Output {
     let salt = b"fixed-test-salt!";
     let role = |name: &str, pw: &str, repl: bool, createdb: bool| {
@@ -154,13 +188,28 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             l.socket_dir
         );
         let in_recovery = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'";
+        // The cluster view asks on the topology's port.
+        let in_recovery_p = format!(
+            "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {} -d postgres -c 'SELECT pg_is_in_recovery()'",
+            l.socket_dir, t.ports.postgres
+        );
         rec.rule(Rule::on(n, &isready, vec![Output::fail(2, "")]));
-        rec.rule(Rule::on(n, in_recovery, vec![Output::fail(2, "no server")]));
-        // A rebuilt standby runs in recovery.
-        rec.rule(Rule::on(n, in_recovery, vec![Output::ok("t\n")]).when("standby"));
+        for q in [in_recovery, in_recovery_p.as_str()] {
+            rec.rule(Rule::on(n, q, vec![Output::fail(2, "no server")]));
+            // A rebuilt standby runs in recovery.
+            rec.rule(Rule::on(n, q, vec![Output::ok("t\n")]).when("standby"));
+        }
         if i == 0 {
+            let repl = format!(
+                "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {} -d postgres -c 'SELECT coalesce(json_agg(",
+                l.socket_dir, t.ports.postgres
+            );
+            rec.rule(Rule::on(n, &repl, vec![replicas(t, false)]));
+            rec.rule(Rule::on(n, &repl, vec![replicas(t, true)]).when("all rebuilt"));
             rec.rule(Rule::on(n, &isready, vec![Output::ok("")]).when("pg"));
-            rec.rule(Rule::on(n, in_recovery, vec![Output::ok("f\n")]).when("pg"));
+            for q in [in_recovery, in_recovery_p.as_str()] {
+                rec.rule(Rule::on(n, q, vec![Output::ok("f\n")]).when("pg"));
+            }
             rec.rule(Rule::on(n, format!("{}", l.pg_start()), vec![Output::ok("")]).sets("pg"));
             let state = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT json_build_object(";
             rec.rule(Rule::on(n, state, vec![catalog(&c, false)]));
@@ -225,19 +274,31 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
                 )
                 .when(&rebuilt),
             );
-            rec.rule(
-                Rule::on(
-                    n,
-                    format!(
-                        "{pcp}{} pcp_recovery_node -w -h localhost -U pgpool -p 9898 -n {id}",
-                        l.in_home(".pcppass")
-                    ),
-                    vec![Output::ok("")],
-                )
-                .sets(&rebuilt)
-                .sets_on(host, "standby"),
-            );
+            let mut recovered = Rule::on(
+                n,
+                format!(
+                    "{pcp}{} pcp_recovery_node -w -h localhost -U pgpool -p 9898 -n {id}",
+                    l.in_home(".pcppass")
+                ),
+                vec![Output::ok("")],
+            )
+            .sets(&rebuilt)
+            .sets_on(host, "standby");
+            // The last standby rebuilt: every member's view and the
+            // primary's replication show both streaming.
+            if id == t.hosts.len() - 1 {
+                for other in &t.hosts {
+                    recovered = recovered.sets_on(&other.name, "all rebuilt");
+                }
+            }
+            rec.rule(recovered);
         }
+        let all = format!(
+            "{pcp}{} pcp_node_info -w -h localhost -U pgpool -p 9898 -v",
+            l.in_home(".pcppass")
+        );
+        rec.rule(Rule::on(n, &all, vec![all_nodes(t, false)]));
+        rec.rule(Rule::on(n, &all, vec![all_nodes(t, true)]).when("all rebuilt"));
         rec.rule(Rule::on(
             n,
             format!("{pcp}{} pcp_watchdog_info", l.in_home(".pcppass")),

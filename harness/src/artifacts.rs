@@ -20,7 +20,7 @@ const FILES: [&str; 5] = [
 ];
 
 /// Commands whose output is kept, by file name.
-fn commands(l: &Layout) -> Vec<(&'static str, Cmd)> {
+fn commands(l: &Layout, pcp_port: u16) -> Vec<(&'static str, Cmd)> {
     vec![
         (
             "docker-node-ls.json",
@@ -37,7 +37,7 @@ fn commands(l: &Layout) -> Vec<(&'static str, Cmd)> {
         ("ip-addr.json", Cmd::new(["ip", "-j", "addr", "show"])),
         (
             "pcp-watchdog-info.txt",
-            ke2lab::probe::pgpool::watchdog_info_cmd(9898, &l.in_home(".pcppass")),
+            ke2lab::probe::pgpool::watchdog_info_cmd(pcp_port, &l.in_home(".pcppass")),
         ),
         (
             "pgpool-logs.txt",
@@ -75,6 +75,18 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
         "show-pool-nodes-via-vip.txt",
         &redact(&pool_nodes(lab, lab.topology.network.vip).await),
     )?;
+    // The typed Pgpool-II view (every member, the VIP, PostgreSQL) and
+    // what it decides: the scenarios' own judgement of "healed".
+    let view = lab.pgpool_view().await;
+    let judged = serde_json::json!({
+        "view": view,
+        "decision": ke2lab::cluster::pgpool::decide(&view),
+    });
+    write(
+        &dir,
+        "pgpool-view.json",
+        &redact(&serde_json::to_string_pretty(&judged).unwrap_or_default()),
+    )?;
     for (spec, h) in lab.topology.hosts.iter().zip(lab.hosts()) {
         let hd = dir.join(&spec.name);
         std::fs::create_dir_all(&hd)?;
@@ -102,7 +114,7 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
                 )?;
             }
         }
-        for (name, cmd) in commands(l) {
+        for (name, cmd) in commands(l, lab.topology.ports.pcp) {
             let text = match h.run(&cmd).await {
                 Ok(o) => format!("{}{}", o.stdout_lossy(), o.stderr_lossy()),
                 Err(e) => format!("not collected: {e}"),
@@ -123,12 +135,26 @@ async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
 }
 
 /// The run's passwords, as they must never appear in what is written.
+/// A document-default password is no secret (the published procedure
+/// prints it) and is an ordinary word of every log (`postgres`,
+/// `pgpool`): replacing it would erase the evidence, so it is left alone.
 fn secrets(lab: &Lab) -> Vec<String> {
+    let published = ke2lab::topology::Credentials::document_defaults();
+    let published: Vec<&str> = [
+        &published.postgres,
+        &published.repl,
+        &published.pgpool,
+        &published.kompira,
+        &published.pgpool_key,
+    ]
+    .iter()
+    .map(|s| s.expose())
+    .collect();
     match lab.credentials() {
         Ok(c) => [&c.postgres, &c.repl, &c.pgpool, &c.kompira, &c.pgpool_key]
             .iter()
             .map(|s| s.expose().to_string())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && !published.contains(&s.as_str()))
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -143,13 +169,35 @@ pub fn write_events(lab: &Lab, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `text` with every secret replaced by `***`.
+/// `text` with every secret replaced by `***`: as it is, and in the forms
+/// a URL (the database URL of the stack) or a JSON string carries it.
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut t = text.to_string();
     for s in secrets.iter().filter(|s| !s.is_empty()) {
-        t = t.replace(s.as_str(), "***");
+        let json = serde_json::to_string(s).unwrap_or_default();
+        let json = json.trim_matches('"').to_string();
+        let mut forms = vec![s.clone(), percent_encoded(s), json];
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        for f in forms.iter().filter(|f| !f.is_empty()) {
+            t = t.replace(f.as_str(), "***");
+        }
     }
     t
+}
+
+/// Every byte outside RFC 3986's unreserved set as `%XX`, upper and lower
+/// case hex alike (both are valid, tools differ).
+fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
@@ -160,6 +208,20 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_forms_are_replaced_and_words_kept() {
+        let secrets = vec!["p@ss/w:rd%".to_string()];
+        assert_eq!(
+            redact(
+                "url=pgsql://kompira:p%40ss%2Fw%3Ard%25@vip/db raw=p@ss/w:rd% postgres",
+                &secrets
+            ),
+            "url=pgsql://kompira:***@vip/db raw=*** postgres"
+        );
+        let quoted = vec!["a\"b".to_string()];
+        assert_eq!(redact(r#"{"pw":"a\"b"}"#, &quoted), r#"{"pw":"***"}"#);
+    }
 
     #[test]
     fn every_secret_is_replaced() {

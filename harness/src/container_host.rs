@@ -49,11 +49,23 @@ impl Host for ContainerHost {
     }
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
-        let argv: Vec<String> = cmd.argv().map(str::to_string).collect();
         let input = cmd
             .stdin_bytes()
             .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
-        self.exec(&cmd.to_string(), argv, cmd.run_as(), input).await
+        let label = cmd.to_string();
+        let exec = self.exec(&label, cmd.exec_argv(), cmd.run_as(), input);
+        let out = match cmd.deadline_of() {
+            // `timeout` on the host ends the command itself; this bounds
+            // the exec API too (a paused container never answers).
+            Some(d) => tokio::time::timeout(d + ke2lab::host::TRANSPORT_GRACE, exec)
+                .await
+                .map_err(|_| cmd.deadline_error(&self.name))??,
+            None => exec.await?,
+        };
+        if cmd.hit_deadline(&out) {
+            return Err(cmd.deadline_error(&self.name));
+        }
+        Ok(out)
     }
 }
 

@@ -248,6 +248,12 @@ impl Lab {
         let body = ContainerCreateBody {
             image: Some(tag.to_string()),
             hostname: Some(spec.name.clone()),
+            // The boot script forwards the heartbeat port to loopback (the
+            // packaged Pgpool-II's receivers listen there only).
+            env: Some(vec![format!(
+                "KE2LAB_HEARTBEAT_PORT={}",
+                self.topology.ports.heartbeat
+            )]),
             labels: Some(labels),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
@@ -472,6 +478,25 @@ impl Lab {
             }
         }
         Err(anyhow!("no host answered pcp_watchdog_info: {last:?}"))
+    }
+
+    /// The cluster's Pgpool-II view (every member, the VIP, PostgreSQL),
+    /// read now; [`ke2lab::cluster::pgpool::decide`] says what it means.
+    pub async fn pgpool_view(&self) -> ke2lab::cluster::pgpool::PgpoolView {
+        ke2lab::cluster::pgpool::observe(&self.topology, &self.hosts()).await
+    }
+
+    /// The lines of host `name`'s Pgpool-II log.
+    pub async fn pgpool_log(&self, name: &str) -> Result<Vec<ke2lab::probe::pgpool::LogLine>> {
+        let spec = self
+            .topology
+            .host(name)
+            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))?;
+        let l = ke2lab::layout::Layout::of(spec.platform);
+        let out = ke2lab::probe::pgpool::log_cmd(l.pgpool_log_dir)
+            .check(self.host(name)?.as_ref())
+            .await?;
+        Ok(ke2lab::probe::pgpool::parse_log(&out.stdout_lossy()))
     }
 
     /// `show pool_nodes` asked of the Pgpool-II listening at `addr` (the VIP

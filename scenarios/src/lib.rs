@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Result;
+use ke2lab::cluster::pgpool::{Decision, decide};
 use ke2lab::host::Cmd;
-use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
+use ke2lab::probe::pgpool::{self, LIFECHECK_STARTED, PoolNode, PoolSummary};
+use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
@@ -15,6 +17,63 @@ use ke2lab_harness::writer::{TABLE, Target};
 
 /// Timeout of one probe's connection.
 pub const T: Duration = Duration::from_secs(5);
+
+/// The document's example with generated credentials, for the fault
+/// scenarios: the document's passwords (`postgres`, `pgpool`) are ordinary
+/// words of every log, and evidence redacted of them would be unreadable.
+pub fn fault_topology() -> Result<Topology> {
+    let mut t = Topology::fixture("three-node")?.topology;
+    t.credentials.use_document_defaults = false;
+    Ok(t)
+}
+
+/// Waits until the watchdog leader and every Pgpool-II member agree: the
+/// leader sees one primary and streaming standbys, PostgreSQL says the
+/// same, and no member's backend list differs from the leader's. Nothing
+/// is repaired here (the re-provision does that): this is what a scenario
+/// asserts. Returns the leader's and the primary's host names.
+pub async fn await_agreement(lab: &Lab, what: &str, timeout: Duration) -> Result<(String, String)> {
+    let (leader, primary) = wait_for(what, timeout, || async {
+        let v = lab.pgpool_view().await;
+        match decide(&v) {
+            Decision::Healthy { leader, primary } => Poll::Ready((leader, primary)),
+            other => Poll::NotYet(format!("{other:?}")),
+        }
+    })
+    .await?;
+    let names = &lab.topology.hosts;
+    let (leader, primary) = (names[leader].name.clone(), names[primary].name.clone());
+    lab.events.record(format!(
+        "observed: every Pgpool-II member agrees with the leader `{leader}` (primary `{primary}`)"
+    ));
+    Ok((leader, primary))
+}
+
+/// Waits until the watchdog's lifecheck runs on every host (Pgpool-II logs
+/// its start once each member it watches has sent a heartbeat; it checks
+/// every ten `wd_interval`s, so this comes about 100 s after its start).
+pub async fn await_lifecheck(lab: &Lab, timeout: Duration) -> Result<()> {
+    for spec in &lab.topology.hosts {
+        let name = spec.name.clone();
+        wait_for(
+            &format!("the watchdog lifecheck to start on `{name}`"),
+            timeout,
+            || async {
+                match lab.pgpool_log(&name).await {
+                    Ok(lines) if lines.iter().any(|l| l.message == LIFECHECK_STARTED) => {
+                        Poll::Ready(())
+                    }
+                    Ok(lines) => {
+                        Poll::NotYet(format!("{} log lines, no lifecheck start", lines.len()))
+                    }
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// `show pool_nodes` through the VIP.
 pub async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {

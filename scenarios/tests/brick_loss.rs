@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use ke2lab::probe::gluster;
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
@@ -165,7 +164,7 @@ async fn brick_loss(lab: &mut Lab) -> Result<()> {
 
 #[tokio::test]
 async fn gluster_brick_loss_writes_go_on_and_heal() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = ke2lab_scenarios::fault_topology()?;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = brick_loss(&mut lab).await;
     lab.finish(outcome).await

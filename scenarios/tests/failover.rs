@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use ke2lab::probe::pgpool::{PoolNode, PoolSummary};
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults, Service};
@@ -198,7 +197,7 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
 }
 
 async fn scenario(synchronous: bool) -> Result<()> {
-    let mut topology = Topology::fixture("three-node")?.topology;
+    let mut topology = ke2lab_scenarios::fault_topology()?;
     topology.postgres.synchronous = synchronous;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = failover(&mut lab, synchronous).await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, ensure};
 use ke2lab::host::{Cmd, Host};
 use ke2lab::probe::net::tcp_connects;
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults, Service};
@@ -188,7 +187,7 @@ async fn verbs(lab: &Lab) -> Result<()> {
 
 #[tokio::test]
 async fn fault_verbs_in_pairs_and_teardown_undoes_what_a_failure_left() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = ke2lab_scenarios::fault_topology()?;
     let lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = verbs(&lab).await;
     if outcome.is_err() {

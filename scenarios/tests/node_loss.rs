@@ -11,12 +11,15 @@ use anyhow::{Result, ensure};
 use ke2lab::probe::gluster;
 use ke2lab::probe::pgpool::PoolSummary;
 use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
 use ke2lab_harness::lab::keep_on_failure;
-use ke2lab_scenarios::{pool_nodes, reboot};
+use ke2lab_scenarios::{await_agreement, await_lifecheck, fault_topology, pool_nodes, reboot};
+
+/// What Pgpool-II 4.x logs (as the detail of "informing the node status
+/// change to watchdog") when its heartbeat lifecheck loses a member.
+const NO_HEARTBEAT: &str = "No heartbeat signal from node";
 
 async fn node_loss(lab: &mut Lab) -> Result<()> {
     lab.install().await?;
@@ -25,6 +28,21 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
     let lost = t.hosts[2].name.clone();
     let vol = &t.shared_dir.volume;
     let mount = &t.shared_dir.path;
+
+    // The lifecheck must run before the fault, so that the loss is seen by
+    // it and not only by the watchdog's own connections.
+    await_lifecheck(lab, Duration::from_secs(240)).await?;
+    let survivors: Vec<String> = t.hosts[..2].iter().map(|h| h.name.clone()).collect();
+    let mut seen_before = Vec::new();
+    for s in &survivors {
+        seen_before.push(
+            lab.pgpool_log(s)
+                .await?
+                .iter()
+                .filter(|l| l.message.contains(NO_HEARTBEAT))
+                .count(),
+        );
+    }
 
     let mut faults = Faults::new(lab);
     let stopped_at = faults.stop(&lost).await?;
@@ -91,6 +109,32 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
     )
     .await?;
     let pgpool_detect = stopped_at.elapsed();
+    // The survivors' lifecheck reports the lost member (heartbeat deadtime
+    // 30 s by default).
+    for (s, before) in survivors.iter().zip(&seen_before) {
+        wait_for(
+            &format!("the lifecheck on `{s}` to report no heartbeat from `{lost}`"),
+            Duration::from_secs(120),
+            || async {
+                match lab.pgpool_log(s).await {
+                    Ok(lines) => {
+                        let hits: Vec<_> = lines
+                            .iter()
+                            .filter(|l| l.message.contains(NO_HEARTBEAT))
+                            .collect();
+                        if hits.len() > *before {
+                            Poll::Ready(())
+                        } else {
+                            Poll::NotYet(format!("{} lifecheck reports", hits.len()))
+                        }
+                    }
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await?;
+    }
+    let lifecheck_detect = stopped_at.elapsed();
     ensure!(
         pool.iter().filter(|n| n.is_primary() && n.is_up()).count() == 1,
         "no primary while a standby is away"
@@ -152,25 +196,46 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
             "`{brick_path}` on the returned host's brick differs"
         );
     }
+    let (leader, primary) = await_agreement(
+        lab,
+        "every Pgpool-II member to agree with the watchdog leader after the return",
+        Duration::from_secs(120),
+    )
+    .await?;
+    let agreed = back_at.elapsed();
     let nodes = pool_nodes(lab).await?;
     ensure!(
         PoolSummary::of(&nodes).is_healthy(3),
         "after return: {}",
         PoolSummary::of(&nodes)
     );
+    let resyncs: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.step == "recovery")
+        .flat_map(|s| {
+            s.changes
+                .iter()
+                .map(|c| format!("[{}] {}", c.host, c.summary))
+        })
+        .collect();
     println!(
-        "node loss: swarm saw `{lost}` down after {:.1}s, Pgpool-II after {:.1}s; after its return: manager again in {:.1}s, heal done in {:.1}s",
+        "node loss: swarm saw `{lost}` down after {:.1}s, Pgpool-II after {:.1}s, its lifecheck after {:.1}s; \
+         after its return: manager again in {:.1}s, heal done in {:.1}s, every member agreeing with leader `{leader}` \
+         (primary `{primary}`) after {:.1}s; recovery did: {resyncs:?}",
         swarm_detect.as_secs_f64(),
         pgpool_detect.as_secs_f64(),
+        lifecheck_detect.as_secs_f64(),
         rejoin.as_secs_f64(),
-        healed.as_secs_f64()
+        healed.as_secs_f64(),
+        agreed.as_secs_f64()
     );
     Ok(())
 }
 
 #[tokio::test]
 async fn node_loss_and_return() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = fault_topology()?;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = node_loss(&mut lab).await;
     lab.finish(outcome).await

@@ -14,7 +14,6 @@ use anyhow::{Result, anyhow, ensure};
 use ke2lab::probe::net;
 use ke2lab::probe::pgpool::{self, PoolSummary};
 use ke2lab::probe::swarm::{self, SwarmSummary};
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults};
@@ -22,7 +21,8 @@ use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::{TABLE, Writer};
 use ke2lab_scenarios::{
-    T, align_leader_with_primary, missing, pool_nodes, primary_of, wait_healthy, writer_target,
+    T, align_leader_with_primary, await_agreement, await_lifecheck, fault_topology, missing,
+    pool_nodes, primary_of, wait_healthy, writer_target,
 };
 
 /// What a write through the minority's own Pgpool-II did.
@@ -226,6 +226,16 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
         primary_of(&after).as_deref() == Some(new.as_str()),
         "the primary moved again: {after:?}"
     );
+    let (_, agreed_primary) = await_agreement(
+        lab,
+        "every Pgpool-II member to agree with the watchdog leader after the repair",
+        Duration::from_secs(180),
+    )
+    .await?;
+    ensure!(
+        agreed_primary == new,
+        "the members agree on primary `{agreed_primary}`, not `{new}`"
+    );
     let converged = repaired_at.elapsed();
 
     let acked = report.acknowledged();
@@ -262,6 +272,8 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
 
 async fn partition(lab: &mut Lab, synchronous: bool, default_cycles: usize) -> Result<()> {
     lab.install().await?;
+    // Measured with the watchdog's lifecheck running, as on a real cluster.
+    await_lifecheck(lab, Duration::from_secs(240)).await?;
     let mut done = Vec::new();
     for _ in 0..cycles(default_cycles) {
         done.push(cycle(lab, synchronous).await?);
@@ -293,7 +305,7 @@ async fn partition(lab: &mut Lab, synchronous: bool, default_cycles: usize) -> R
 }
 
 async fn scenario(synchronous: bool, default_cycles: usize) -> Result<()> {
-    let mut topology = Topology::fixture("three-node")?.topology;
+    let mut topology = fault_topology()?;
     topology.postgres.synchronous = synchronous;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = partition(&mut lab, synchronous, default_cycles).await;

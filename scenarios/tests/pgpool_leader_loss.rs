@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use ke2lab::probe::pgpool;
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
 use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
-use ke2lab_scenarios::{T, pool_nodes, primary_of, single_vip_holder, wait_healthy, writer_target};
+use ke2lab_scenarios::{
+    T, await_agreement, await_lifecheck, fault_topology, pool_nodes, primary_of, single_vip_holder,
+    wait_healthy, writer_target,
+};
 
 struct Cycle {
     elected: Duration,
@@ -157,6 +159,16 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
     let rejoined = watch.await?;
     lab.events
         .record(format!("observed: `{leader}` watchdog standby"));
+    let (agreed_leader, _) = await_agreement(
+        lab,
+        &format!("every Pgpool-II member, `{leader}` too, to agree with the leader"),
+        Duration::from_secs(120),
+    )
+    .await?;
+    ensure!(
+        agreed_leader == new_leader,
+        "the leader moved to `{agreed_leader}` after `{leader}` rejoined"
+    );
     println!(
         "pgpool leader loss: killed Pgpool-II on `{leader}`; `{new_leader}` leader after {:.1}s, \
          VIP on it alone after {:.1}s, client in after {:.1}s; `{leader}` standby {:.1}s after restart, VIP steady",
@@ -175,6 +187,8 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
 
 async fn leader_loss(lab: &mut Lab) -> Result<()> {
     lab.install().await?;
+    // Measured with the watchdog's lifecheck running, as on a real cluster.
+    await_lifecheck(lab, Duration::from_secs(240)).await?;
     let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(60)).await?;
     ensure!(primary_of(&nodes).is_some(), "no primary");
     let roles: Vec<(String, String)> = nodes
@@ -201,7 +215,7 @@ async fn leader_loss(lab: &mut Lab) -> Result<()> {
 
 #[tokio::test]
 async fn pgpool_leader_loss_moves_the_vip_once() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = fault_topology()?;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = leader_loss(&mut lab).await;
     lab.finish(outcome).await

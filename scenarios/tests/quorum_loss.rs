@@ -15,7 +15,6 @@ use ke2lab::probe::ProbeError;
 use ke2lab::probe::net;
 use ke2lab::probe::swarm::{self, ManagerStatus};
 use ke2lab::steps::postgres::psql;
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
@@ -23,7 +22,8 @@ use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::Writer;
 use ke2lab_scenarios::{
-    missing, primary_of, reboot, single_vip_holder, wait_healthy, writer_target,
+    await_agreement, fault_topology, missing, primary_of, reboot, single_vip_holder, wait_healthy,
+    writer_target,
 };
 
 /// Longer than Pgpool-II's failure detection (health check every 5 s,
@@ -149,6 +149,12 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
     )
     .await?;
     let holder = single_vip_holder(lab, "the VIP on one host", Duration::from_secs(60)).await?;
+    await_agreement(
+        lab,
+        "every Pgpool-II member to agree with the watchdog leader after the return",
+        Duration::from_secs(180),
+    )
+    .await?;
     let converged = back_at.elapsed();
     let lost = missing(&target, &before).await?;
     println!(
@@ -190,7 +196,7 @@ async fn quorum_loss(lab: &mut Lab) -> Result<()> {
 
 #[tokio::test]
 async fn quorum_loss_acts_nowhere_and_converges_on_return() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = fault_topology()?;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = quorum_loss(&mut lab).await;
     lab.finish(outcome).await

@@ -5,6 +5,7 @@ mod recording;
 mod ssh;
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -36,7 +37,14 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     stdin_secret: bool,
     user: Option<String>,
+    /// How long the command may run on the host before it is killed.
+    deadline: Option<Duration>,
 }
+
+/// What a transport adds to a command's deadline for carrying it (starting
+/// the exec or the SSH connection, reading the exit code) before it gives
+/// up on the transport itself.
+pub const TRANSPORT_GRACE: Duration = Duration::from_secs(10);
 
 impl Cmd {
     /// A program and its arguments.
@@ -56,6 +64,7 @@ impl Cmd {
             stdin: None,
             stdin_secret: false,
             user: None,
+            deadline: None,
         }
     }
 
@@ -120,6 +129,51 @@ impl Cmd {
         self
     }
 
+    /// Bounds the command's run time on the host: transports run it under
+    /// `timeout` (SIGTERM at the deadline, SIGKILL two seconds later) and
+    /// give up on the transport itself after [`TRANSPORT_GRACE`] more, so a
+    /// probe against a partitioned or frozen peer cannot hang its caller.
+    /// Not part of the displayed line (transcripts stay what the host is
+    /// asked to do).
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = Some(d);
+        self
+    }
+
+    pub fn deadline_of(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// The argument vector a transport executes: the command itself, under
+    /// coreutils `timeout` when it has a deadline.
+    pub fn exec_argv(&self) -> Vec<String> {
+        let own = self.argv.iter().map(|a| a.text.clone());
+        match self.deadline {
+            Some(d) => ["timeout", "-k", "2"]
+                .into_iter()
+                .map(str::to_string)
+                .chain([format!("{}", d.as_secs().max(1))])
+                .chain(own)
+                .collect(),
+            None => own.collect(),
+        }
+    }
+
+    /// Whether `out` is the deadline's work (`timeout` exits 124, or 137
+    /// when its SIGKILL was needed) rather than the command's own answer.
+    pub fn hit_deadline(&self, out: &Output) -> bool {
+        self.deadline.is_some() && (out.status == 124 || out.status == 137)
+    }
+
+    /// The error for a command that ran past its deadline on `host`.
+    pub fn deadline_error(&self, host: &str) -> HostError {
+        HostError::Deadline {
+            host: host.to_string(),
+            command: self.to_string(),
+            limit: self.deadline.unwrap_or(TRANSPORT_GRACE),
+        }
+    }
+
     pub fn argv(&self) -> impl Iterator<Item = &str> {
         self.argv.iter().map(|a| a.text.as_str())
     }
@@ -143,9 +197,9 @@ impl Cmd {
     /// The command as one POSIX shell line, secrets included: only for
     /// transports that must hand a string to a remote shell (SSH).
     pub fn shell_line(&self) -> String {
-        self.argv
+        self.exec_argv()
             .iter()
-            .map(|a| shell_quote(&a.text))
+            .map(|a| shell_quote(a))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -258,6 +312,14 @@ pub enum HostError {
         host: String,
         action: String,
         detail: String,
+    },
+    /// The command ran past its deadline and was killed (or its transport
+    /// did not come back in time).
+    #[error("command `{command}` on `{host}` did not finish within {}s", .limit.as_secs())]
+    Deadline {
+        host: String,
+        command: String,
+        limit: Duration,
     },
     /// The command ran and exited non-zero (only from [`Cmd::check`]).
     #[error("command `{command}` failed on `{host}` (exit {code}): {stderr}")]

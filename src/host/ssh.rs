@@ -64,6 +64,10 @@ impl SshHost {
                 "-o".to_string(),
                 format!("ConnectTimeout={}", c.connect_timeout.as_secs().max(1)),
             ])
+            // A peer that stops answering mid-command (partitioned, frozen)
+            // ends the session after about 15 s instead of never.
+            .args(["-o", "ServerAliveInterval=5"])
+            .args(["-o", "ServerAliveCountMax=3"])
             .args(["-p", &c.port.to_string()]);
         if let Some(id) = &c.identity {
             cmd.arg("-i").arg(id).args(["-o", "IdentitiesOnly=yes"]);
@@ -118,10 +122,15 @@ impl Host for SshHost {
             }
             stdin.shutdown().await
         });
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| self.transport(e.to_string()))?;
+        let waited = child.wait_with_output();
+        let out = match cmd.deadline_of() {
+            // kill_on_drop ends the ssh client when the deadline drops it.
+            Some(d) => tokio::time::timeout(d + super::TRANSPORT_GRACE, waited)
+                .await
+                .map_err(|_| cmd.deadline_error(&self.cfg.name))?,
+            None => waited.await,
+        }
+        .map_err(|e| self.transport(e.to_string()))?;
         // A command that does not read its stdin closes the pipe early; that
         // is not a transport failure.
         let _ = writer.await;
@@ -129,10 +138,14 @@ impl Host for SshHost {
         if status == SSH_TRANSPORT_FAILURE {
             return Err(self.transport(cmd.redact(&String::from_utf8_lossy(&out.stderr))));
         }
-        Ok(Output {
+        let out = Output {
             status,
             stdout: out.stdout,
             stderr: out.stderr,
-        })
+        };
+        if cmd.hit_deadline(&out) {
+            return Err(cmd.deadline_error(&self.cfg.name));
+        }
+        Ok(out)
     }
 }

@@ -210,7 +210,7 @@ pub fn parse_key_values(text: &str) -> Vec<BTreeMap<String, String>> {
 }
 
 /// One node as `pcp_node_info -v` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeInfo {
     pub hostname: String,
     pub status_name: String,
@@ -259,6 +259,7 @@ pub fn node_info_cmd(pcp_port: u16, pcppass: &str, id: usize) -> Cmd {
     .arg("-n")
     .arg(id.to_string())
     .user("postgres")
+    .deadline(crate::cluster::pgpool::PROBE_DEADLINE)
 }
 
 pub async fn node_info(
@@ -272,7 +273,7 @@ pub async fn node_info(
 }
 
 /// The watchdog cluster as `pcp_watchdog_info -v` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchdogInfo {
     pub total_nodes: usize,
     pub quorum: bool,
@@ -281,7 +282,7 @@ pub struct WatchdogInfo {
     pub nodes: Vec<WatchdogNode>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchdogNode {
     pub host: String,
     pub status_name: String,
@@ -333,6 +334,7 @@ pub fn watchdog_info_cmd(pcp_port: u16, pcppass: &str) -> Cmd {
     .arg("-p")
     .arg(pcp_port.to_string())
     .user("postgres")
+    .deadline(crate::cluster::pgpool::PROBE_DEADLINE)
 }
 
 pub async fn watchdog_info(
@@ -344,9 +346,68 @@ pub async fn watchdog_info(
     parse_watchdog_info(&out.stdout_lossy())
 }
 
+/// One line of Pgpool-II's own log (`logging_collector`):
+/// `2026-12-01 07:38:03.831: life_check pid 2001: LOG:  watchdog: lifecheck started`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: String,
+    pub process: String,
+    pub pid: u32,
+    pub level: String,
+    pub message: String,
+}
+
+/// The lines of a Pgpool-II log that have its prefix (continuations such
+/// as `DETAIL:` lines of the same entry are lines of their own there).
+pub fn parse_log(text: &str) -> Vec<LogLine> {
+    text.lines().filter_map(parse_log_line).collect()
+}
+
+fn parse_log_line(line: &str) -> Option<LogLine> {
+    // The time is `YYYY-MM-DD HH:MM:SS.mmm`, then `: `.
+    let (time, rest) = line.split_at_checked(23)?;
+    let rest = rest.strip_prefix(": ")?;
+    let (who, rest) = rest.split_once(": ")?;
+    let (process, pid) = who.rsplit_once(" pid ")?;
+    let (level, message) = rest.split_once(':')?;
+    Some(LogLine {
+        time: time.to_string(),
+        process: process.to_string(),
+        pid: pid.trim().parse().ok()?,
+        level: level.trim().to_string(),
+        message: message.trim().to_string(),
+    })
+}
+
+/// The lifecheck process's start, as Pgpool-II 4.x logs it once every
+/// member it checks has answered.
+pub const LIFECHECK_STARTED: &str = "watchdog: lifecheck started";
+
+/// Every file of Pgpool-II's log directory, oldest first.
+pub fn log_cmd(log_dir: &str) -> Cmd {
+    Cmd::sh("cat \"$1\"/*.log 2>/dev/null; true")
+        .arg(log_dir)
+        .deadline(crate::cluster::pgpool::PROBE_DEADLINE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_log_lines() {
+        let text = "2026-12-01 07:38:03.831: life_check pid 2001: LOG:  watchdog: lifecheck started\n\
+                    2026-12-01 07:40:01.002: life_check pid 2001: DETAIL:  node id :1 status = \"NODE DEAD\" message:\"No heartbeat signal from node\"\n\
+                    garbage\n";
+        let l = parse_log(text);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].process, "life_check");
+        assert_eq!(l[0].pid, 2001);
+        assert_eq!(l[0].level, "LOG");
+        assert_eq!(l[0].message, LIFECHECK_STARTED);
+        assert_eq!(l[1].level, "DETAIL");
+        assert!(l[1].message.contains("No heartbeat signal from node"));
+    }
 
     #[test]
     fn pool_node_from_columns() {

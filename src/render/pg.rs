@@ -156,6 +156,15 @@ pub fn pgpool_conf(p: &PgParams) -> String {
         ("recovery_password", q("")),
         ("recovery_1st_stage_command", q("recovery_1st_stage")),
         ("use_watchdog", "on".into()),
+        // The watchdog's consensus rules, stated so that a package whose
+        // sample file changes them cannot change the cluster's behaviour:
+        // failover only with quorum, decided by a majority of the members'
+        // votes (each member one vote per failover; with an even count,
+        // half is not enough), as the document's three hosts rely on.
+        ("failover_when_quorum_exists", "on".into()),
+        ("failover_require_consensus", "on".into()),
+        ("allow_multiple_failover_requests_from_node", "off".into()),
+        ("enable_consensus_with_half_votes", "off".into()),
         ("delegate_ip", q(&t.network.vip.to_string())),
         ("if_up_cmd", q(&up)),
         ("if_down_cmd", q(&down)),

@@ -183,6 +183,13 @@ pub trait Step: Send + Sync {
     async fn verify(&self, _cx: &Cx<'_>) -> Result<(), StepError> {
         Ok(())
     }
+
+    /// [`Step::verify`] for a step whose verify may also repair what it
+    /// finds (a stale Pgpool-II member); returns what it changed, which the
+    /// report counts with the planned changes.
+    async fn verify_and_repair(&self, cx: &Cx<'_>) -> Result<Vec<Change>, StepError> {
+        self.verify(cx).await.map(|()| Vec::new())
+    }
 }
 
 /// Plans, applies the plan in order, verifies, and reports.
@@ -211,7 +218,7 @@ pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError
             apply_logged(step, cx, item).await?;
         }
     }
-    let changes = plan
+    let mut changes: Vec<Change> = plan
         .items
         .iter()
         .map(|item| Change {
@@ -219,7 +226,7 @@ pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError
             summary: item.summary.clone(),
         })
         .collect();
-    step.verify(cx).await?;
+    changes.extend(step.verify_and_repair(cx).await?);
     Ok(StepReport {
         step: step.name(),
         changes,

@@ -4,14 +4,16 @@
 //! entry for the VIP; then Pgpool-II started on every host (the primary's
 //! first) and the standbys built by online recovery through PCP.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::files::{Act, want_block, want_dir, want_file, want_lines};
 use super::postgres::current_primary;
-use super::{Cx, Plan, Planned, Step, StepError, plan_hosts};
+use super::{Change, Cx, Plan, Planned, Step, StepError, plan_hosts};
+use crate::cluster::pgpool;
 use crate::host::Cmd;
 use crate::layout::Layout;
 use crate::probe::{net, pgpool as probe};
@@ -391,12 +393,17 @@ impl Step for PgpoolStart {
 pub enum RecoveryAction {
     /// Rebuild the node from the primary (`pcp_recovery_node`).
     Recover(usize),
-    /// The node's standby runs; only Pgpool-II must take it back.
-    Attach(usize),
+    /// The node's standby streams; only the watchdog leader (host `leader`),
+    /// which decides attaches, must take it back.
+    Attach { node: usize, leader: usize },
 }
 
-/// Step 7, second half: every node that Pgpool-II sees down is rebuilt from
-/// the primary by online recovery (`pcp_recovery_node`), as the document does.
+/// Step 7, second half: every node whose PostgreSQL does not run as a
+/// standby is rebuilt from the primary by online recovery
+/// (`pcp_recovery_node`), as the document does; a streaming standby that
+/// the watchdog leader counts down is attached through the leader. The
+/// verify waits until [`pgpool::decide`] calls the cluster healthy: the
+/// leader and every member agree, a stale member resynced on the way.
 pub struct Recovery {
     pub settle: Duration,
 }
@@ -404,21 +411,20 @@ pub struct Recovery {
 impl Default for Recovery {
     fn default() -> Self {
         Recovery {
-            // A returning node's failback reached every Pgpool-II only after
-            // 194 s once in CI (two labs busy on two CPUs); it does converge.
             settle: Duration::from_secs(300),
         }
     }
 }
 
-async fn node_infos(cx: &Cx<'_>, on: usize) -> Result<Vec<probe::NodeInfo>, StepError> {
-    let h = cx.host(on);
+/// How often the verify may repeat an attach the leader has not acted on.
+const ATTACH_EVERY: Duration = Duration::from_secs(20);
+
+/// `pcp_<tool> -n <node>` on host `on` against its own Pgpool-II.
+fn pcp_node(cx: &Cx<'_>, on: usize, tool: &str, node: usize) -> Cmd {
     let l = Layout::of(cx.topology.hosts[on].platform);
-    let mut out = Vec::new();
-    for id in 0..cx.hosts.len() {
-        out.push(probe::node_info(h, cx.topology.ports.pcp, &pcppass_path(l), id).await?);
-    }
-    Ok(out)
+    pgpool::pcp(cx.topology, l, tool, "localhost")
+        .arg("-n")
+        .arg(node.to_string())
 }
 
 #[async_trait]
@@ -431,36 +437,28 @@ impl Step for Recovery {
 
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<RecoveryAction>, StepError> {
         let primary = current_primary(cx).await?;
-        let infos = node_infos(cx, primary).await?;
+        let view = pgpool::observe(cx.topology, cx.hosts).await;
         let mut plan = Plan::default();
-        for (id, n) in infos.iter().enumerate() {
-            if id == primary {
-                continue;
-            }
+        for id in (0..cx.hosts.len()).filter(|id| *id != primary) {
             // PostgreSQL's own answer decides, not Pgpool-II's status: right
             // after Pgpool-II starts, a node that does not run yet can still
             // show as up until its health check fails.
-            let l = Layout::of(cx.topology.hosts[id].platform);
-            let out = cx
-                .host(id)
-                .run(&super::postgres::psql(
-                    l,
-                    "postgres",
-                    "SELECT pg_is_in_recovery()",
-                ))
-                .await?;
-            let standby_runs = out.success() && out.stdout_lossy().trim() == "t";
-            if !standby_runs {
+            if view.pg[id] != pgpool::PgState::Standby {
                 plan.push(
                     id,
                     format!("rebuild node {id} by online recovery from the primary"),
                     RecoveryAction::Recover(id),
                 );
-            } else if !n.is_up() {
+            } else if let pgpool::Decision::Attach { node, leader } = pgpool::decide(&view)
+                && node == id
+            {
                 plan.push(
                     id,
-                    format!("attach node {id} (a running standby Pgpool-II sees down)"),
-                    RecoveryAction::Attach(id),
+                    format!(
+                        "attach node {id} (a streaming standby the watchdog leader `{}` counts down)",
+                        cx.name(leader)
+                    ),
+                    RecoveryAction::Attach { node, leader },
                 );
             }
         }
@@ -468,90 +466,170 @@ impl Step for Recovery {
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<RecoveryAction>) -> Result<(), StepError> {
-        let (tool, id) = match item.action {
-            RecoveryAction::Recover(id) => ("pcp_recovery_node", id),
-            RecoveryAction::Attach(id) => ("pcp_attach_node", id),
+        let id = match item.action {
+            RecoveryAction::Attach { node, leader } => {
+                pcp_node(cx, leader, "pcp_attach_node", node)
+                    .check(cx.host(leader))
+                    .await?;
+                return Ok(());
+            }
+            RecoveryAction::Recover(id) => id,
         };
         let target = cx.host(item.host);
         let lt = Layout::of(cx.topology.hosts[item.host].platform);
         // A PostgreSQL running on the target (the package's own cluster on a
         // fresh Debian host) would be overwritten under its feet.
-        if tool == "pcp_recovery_node" && target.run(&lt.pg_isready()).await?.success() {
+        if target.run(&lt.pg_isready()).await?.success() {
             lt.pg_stop().check(target).await?;
         }
         let primary = current_primary(cx).await?;
         let ph = cx.host(primary);
         let l = Layout::of(cx.topology.hosts[primary].platform);
-        let pcp = |tool: &str| {
-            Cmd::new([
-                "env".to_string(),
-                format!("PCPPASSFILE={}", pcppass_path(l)),
-                tool.to_string(),
-            ])
-            .args_from(["-w", "-h", "localhost", "-U", "pgpool"])
-            .arg("-p")
-            .arg(cx.topology.ports.pcp.to_string())
-            .arg("-n")
-            .arg(id.to_string())
-            .user("postgres")
-        };
-        if tool == "pcp_recovery_node" {
-            // Pgpool-II refuses to recover a node it still counts as alive
-            // ("node id: 1 is alive"); right after its start it does so
-            // until the health check gives up. The node's PostgreSQL does
-            // not run, so detaching it says what is true, at once.
-            let info = probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await?;
-            if info.is_up() {
-                pcp("pcp_detach_node").check(ph).await?;
-            }
-            wait_for(
-                &format!("Pgpool-II to see node {id} down before its recovery"),
-                Duration::from_secs(60),
-                || async {
-                    match probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await {
-                        Ok(n) if !n.is_up() => Poll::Ready(()),
-                        Ok(n) => Poll::NotYet(n.status_name),
-                        Err(e) => Poll::NotYet(e.to_string()),
-                    }
-                },
-            )
-            .await?;
+        // Pgpool-II refuses to recover a node it still counts as alive
+        // ("node id: 1 is alive"); right after its start it does so until
+        // the health check gives up. The node's PostgreSQL does not run, so
+        // detaching it says what is true, at once.
+        let info = probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await?;
+        if info.is_up() {
+            pcp_node(cx, primary, "pcp_detach_node", id)
+                .check(ph)
+                .await?;
         }
-        pcp(tool).check(ph).await?;
-        Ok(())
-    }
-
-    async fn verify(&self, cx: &Cx<'_>) -> Result<(), StepError> {
-        let n = cx.hosts.len();
         wait_for(
-            "every node up, one primary, the others streaming standbys",
-            self.settle,
+            &format!("Pgpool-II to see node {id} down before its recovery"),
+            Duration::from_secs(60),
             || async {
-                let primary = match current_primary(cx).await {
-                    Ok(p) => p,
-                    Err(e) => return Poll::NotYet(e.to_string()),
-                };
-                match node_infos(cx, primary).await {
-                    Ok(infos) => {
-                        let up = infos.iter().filter(|i| i.is_up()).count();
-                        let primaries = infos.iter().filter(|i| i.role == "primary").count();
-                        let streaming = infos
-                            .iter()
-                            .filter(|i| i.role == "standby" && i.replication_state == "streaming")
-                            .count();
-                        if up == n && primaries == 1 && streaming == n - 1 {
-                            Poll::Ready(())
-                        } else {
-                            Poll::NotYet(format!(
-                                "{up} up, {primaries} primary, {streaming} streaming: {infos:?}"
-                            ))
-                        }
-                    }
+                match probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await {
+                    Ok(n) if !n.is_up() => Poll::Ready(()),
+                    Ok(n) => Poll::NotYet(n.status_name),
                     Err(e) => Poll::NotYet(e.to_string()),
                 }
             },
         )
         .await?;
+        // The recovery itself runs the base backup and the remote start: its
+        // own limit, not a probe's.
+        pcp_node(cx, primary, "pcp_recovery_node", id)
+            .deadline(Duration::from_secs(600))
+            .check(ph)
+            .await?;
         Ok(())
+    }
+
+    async fn verify_and_repair(&self, cx: &Cx<'_>) -> Result<Vec<Change>, StepError> {
+        let deadline = Instant::now() + self.settle;
+        let mut repairs = Vec::new();
+        let mut repaired = |host: usize, summary: String| {
+            tracing::warn!(step = "recovery", host = cx.name(host), "{summary}");
+            repairs.push(Change {
+                host: cx.name(host).to_string(),
+                summary,
+            });
+        };
+        let mut restarted: BTreeSet<usize> = BTreeSet::new();
+        let mut bounced: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut last_attach: Option<Instant> = None;
+        loop {
+            let view = pgpool::observe(cx.topology, cx.hosts).await;
+            let last = match pgpool::decide(&view) {
+                pgpool::Decision::Healthy { leader, primary } => {
+                    tracing::info!(
+                        "pgpool: healthy: leader `{}`, primary `{}`, every member agrees",
+                        cx.name(leader),
+                        cx.name(primary)
+                    );
+                    return Ok(repairs);
+                }
+                pgpool::Decision::Error { reason } => {
+                    return Err(StepError::State {
+                        step: "recovery",
+                        host: cx.name(0).to_string(),
+                        message: reason,
+                    });
+                }
+                pgpool::Decision::Wait { reason } => reason,
+                pgpool::Decision::Attach { node, leader } => {
+                    if last_attach.is_none_or(|t| t.elapsed() >= ATTACH_EVERY) {
+                        repaired(
+                            node,
+                            format!(
+                                "attach streaming standby `{}` through the watchdog leader `{}`, which counted it down",
+                                cx.name(node),
+                                cx.name(leader)
+                            ),
+                        );
+                        last_attach = Some(Instant::now());
+                        if let Err(e) = pcp_node(cx, leader, "pcp_attach_node", node)
+                            .check(cx.host(leader))
+                            .await
+                        {
+                            tracing::warn!("pgpool: attach through `{}`: {e}", cx.name(leader));
+                        }
+                    }
+                    format!("attach of `{}` sent to the leader", cx.name(node))
+                }
+                pgpool::Decision::Resync {
+                    member,
+                    leader,
+                    node,
+                    reason,
+                } => {
+                    if restarted.insert(member) {
+                        // The member rejoins as STANDBY and copies the
+                        // leader's backend status (the leader is never
+                        // restarted: that would move the VIP).
+                        repaired(
+                            member,
+                            format!(
+                                "{reason}: restart Pgpool-II on `{}` so it resyncs from the leader `{}`",
+                                cx.name(member),
+                                cx.name(leader)
+                            ),
+                        );
+                        let l = Layout::of(cx.topology.hosts[member].platform);
+                        l.pgpool_restart()
+                            .deadline(Duration::from_secs(60))
+                            .check(cx.host(member))
+                            .await?;
+                    } else if node
+                        != view
+                            .pg
+                            .iter()
+                            .position(|p| *p == pgpool::PgState::Primary)
+                            .unwrap_or(usize::MAX)
+                        && bounced.insert((member, node))
+                    {
+                        // Still stale after its restart: two real changes
+                        // through the leader, two broadcasts every member
+                        // applies. Never for the primary (a detach of the
+                        // primary is a failover).
+                        repaired(
+                            member,
+                            format!(
+                                "{reason} after its restart: detach and attach `{}` through the leader `{}`",
+                                cx.name(node),
+                                cx.name(leader)
+                            ),
+                        );
+                        let lh = cx.host(leader);
+                        pcp_node(cx, leader, "pcp_detach_node", node)
+                            .check(lh)
+                            .await?;
+                        pcp_node(cx, leader, "pcp_attach_node", node)
+                            .check(lh)
+                            .await?;
+                    }
+                    reason
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(StepError::Wait(crate::wait::WaitError {
+                    what: "the watchdog leader and every Pgpool-II member to agree on one primary and streaming standbys".into(),
+                    timeout: self.settle,
+                    last,
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
