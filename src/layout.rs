@@ -88,7 +88,9 @@ impl Layout {
     }
 
     /// Exit 0 when PostgreSQL accepts connections on its socket.
-    pub fn pg_isready(&self) -> Cmd {
+    /// On the topology's `port`: the socket's name carries it
+    /// (`.s.PGSQL.<port>`), so without it a non-default port is never ready.
+    pub fn pg_isready(&self, port: u16) -> Cmd {
         // As postgres: an unnamed user would be root, which the server logs
         // as a failed login on every probe.
         Cmd::new([
@@ -98,6 +100,8 @@ impl Layout {
             "postgres".into(),
             "-h".into(),
             self.socket_dir.into(),
+            "-p".into(),
+            port.to_string(),
         ])
     }
 

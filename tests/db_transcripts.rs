@@ -187,18 +187,11 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             l.pg_tool("pg_isready"),
             l.socket_dir
         );
-        let in_recovery = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'";
-        // The cluster view asks on the topology's port.
-        let in_recovery_p = format!(
-            "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {} -d postgres -c 'SELECT pg_is_in_recovery()'",
-            l.socket_dir, t.ports.postgres
-        );
+        let in_recovery = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()'";
         rec.rule(Rule::on(n, &isready, vec![Output::fail(2, "")]));
-        for q in [in_recovery, in_recovery_p.as_str()] {
-            rec.rule(Rule::on(n, q, vec![Output::fail(2, "no server")]));
-            // A rebuilt standby runs in recovery.
-            rec.rule(Rule::on(n, q, vec![Output::ok("t\n")]).when("standby"));
-        }
+        rec.rule(Rule::on(n, in_recovery, vec![Output::fail(2, "no server")]));
+        // A rebuilt standby runs in recovery.
+        rec.rule(Rule::on(n, in_recovery, vec![Output::ok("t\n")]).when("standby"));
         if i == 0 {
             let repl = format!(
                 "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {} -d postgres -c 'SELECT coalesce(json_agg(",
@@ -207,18 +200,16 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             rec.rule(Rule::on(n, &repl, vec![replicas(t, false)]));
             rec.rule(Rule::on(n, &repl, vec![replicas(t, true)]).when("all rebuilt"));
             rec.rule(Rule::on(n, &isready, vec![Output::ok("")]).when("pg"));
-            for q in [in_recovery, in_recovery_p.as_str()] {
-                rec.rule(Rule::on(n, q, vec![Output::ok("f\n")]).when("pg"));
-            }
+            rec.rule(Rule::on(n, in_recovery, vec![Output::ok("f\n")]).when("pg"));
             rec.rule(Rule::on(n, format!("{}", l.pg_start()), vec![Output::ok("")]).sets("pg"));
-            let state = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -c 'SELECT json_build_object(";
+            let state = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d postgres -c 'SELECT json_build_object(";
             rec.rule(Rule::on(n, state, vec![catalog(&c, false)]));
             rec.rule(Rule::on(n, state, vec![catalog(&c, true)]).when("catalog"));
-            rec.rule(Rule::on(n, "(as postgres) psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -d postgres -f -", vec![Output::ok("")]).sets("catalog"));
-            let ext = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d template1 -c 'SELECT count(*)";
+            rec.rule(Rule::on(n, "(as postgres) psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d postgres -f -", vec![Output::ok("")]).sets("catalog"));
+            let ext = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d template1 -c 'SELECT count(*)";
             rec.rule(Rule::on(n, ext, vec![Output::ok("0\n")]));
             rec.rule(Rule::on(n, ext, vec![Output::ok("1\n")]).when("ext"));
-            rec.rule(Rule::on(n, "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d template1 -c 'CREATE EXTENSION", vec![Output::ok("")]).sets("ext"));
+            rec.rule(Rule::on(n, "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d template1 -c 'CREATE EXTENSION", vec![Output::ok("")]).sets("ext"));
         }
         // ssh-keygen leaves the public key behind.
         rec.rule(

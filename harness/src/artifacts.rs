@@ -20,7 +20,7 @@ const FILES: [&str; 5] = [
 ];
 
 /// Commands whose output is kept, by file name.
-fn commands(l: &Layout, pcp_port: u16) -> Vec<(&'static str, Cmd)> {
+fn commands(l: &Layout, pcp_port: u16, pg_port: u16) -> Vec<(&'static str, Cmd)> {
     vec![
         (
             "docker-node-ls.json",
@@ -50,6 +50,8 @@ fn commands(l: &Layout, pcp_port: u16) -> Vec<(&'static str, Cmd)> {
                 "-X",
                 "-h",
                 l.socket_dir,
+                "-p",
+                &pg_port.to_string(),
                 "-c",
                 "SELECT application_name, state, sync_state FROM pg_stat_replication",
             ])
@@ -114,7 +116,7 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
                 )?;
             }
         }
-        for (name, cmd) in commands(l, lab.topology.ports.pcp) {
+        for (name, cmd) in commands(l, lab.topology.ports.pcp, lab.topology.ports.postgres) {
             let text = match h.run(&cmd).await {
                 Ok(o) => format!("{}{}", o.stdout_lossy(), o.stderr_lossy()),
                 Err(e) => format!("not collected: {e}"),

@@ -38,9 +38,14 @@ async fn in_recovery(lab: &Lab, host: &str) -> Result<bool> {
         .host(host)
         .ok_or_else(|| anyhow!("no `{host}`"))?;
     let l = Layout::of(spec.platform);
-    let out = psql(l, "postgres", "SELECT pg_is_in_recovery()")
-        .check(lab.host(host)?.as_ref())
-        .await?;
+    let out = psql(
+        l,
+        lab.topology.ports.postgres,
+        "postgres",
+        "SELECT pg_is_in_recovery()",
+    )
+    .check(lab.host(host)?.as_ref())
+    .await?;
     match out.stdout_lossy().trim() {
         "t" => Ok(true),
         "f" => Ok(false),

@@ -479,7 +479,11 @@ impl Step for Recovery {
         let lt = Layout::of(cx.topology.hosts[item.host].platform);
         // A PostgreSQL running on the target (the package's own cluster on a
         // fresh Debian host) would be overwritten under its feet.
-        if target.run(&lt.pg_isready()).await?.success() {
+        if target
+            .run(&lt.pg_isready(cx.topology.ports.postgres))
+            .await?
+            .success()
+        {
             lt.pg_stop().check(target).await?;
         }
         let primary = current_primary(cx).await?;

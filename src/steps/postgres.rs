@@ -33,9 +33,11 @@ pub const ROLES: [(&str, &str); 3] = [
 
 /// A psql command as postgres over the local socket, failing on the first
 /// SQL error, printing unaligned tuples only.
-pub fn psql(layout: &Layout, db: &str, sql: &str) -> Cmd {
+pub fn psql(layout: &Layout, port: u16, db: &str, sql: &str) -> Cmd {
     Cmd::new(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(layout.socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
         .arg("-d")
         .arg(db)
         .arg("-c")
@@ -44,9 +46,11 @@ pub fn psql(layout: &Layout, db: &str, sql: &str) -> Cmd {
 }
 
 /// SQL from standard input (used for passwords, which must not be argv).
-pub fn psql_stdin(layout: &Layout, db: &str, sql: String) -> Cmd {
+pub fn psql_stdin(layout: &Layout, port: u16, db: &str, sql: String) -> Cmd {
     Cmd::new(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(layout.socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
         .arg("-d")
         .arg(db)
         .arg("-f")
@@ -177,7 +181,12 @@ pub async fn current_primary(cx: &Cx<'_>) -> Result<usize, StepError> {
     let answers = each_host(cx, |i, h| async move {
         let l = Layout::of(cx.topology.hosts[i].platform);
         let out = h
-            .run(&psql(l, "postgres", "SELECT pg_is_in_recovery()"))
+            .run(&psql(
+                l,
+                cx.topology.ports.postgres,
+                "postgres",
+                "SELECT pg_is_in_recovery()",
+            ))
             .await?;
         Ok(out.success().then(|| out.stdout_lossy().trim() == "f"))
     })
@@ -342,7 +351,7 @@ impl Step for Postgres {
                 // that runs here as a primary (the package's own cluster on
                 // a fresh Debian host) would be a second primary: stop it.
                 let out = h
-                    .run(&psql(l, "postgres", "SELECT pg_is_in_recovery()"))
+                    .run(&psql(l, cx.topology.ports.postgres, "postgres", "SELECT pg_is_in_recovery()"))
                     .await?;
                 if out.success() && out.stdout_lossy().trim() == "f" {
                     plan.push(
@@ -353,7 +362,7 @@ impl Step for Postgres {
                 }
                 return Ok(plan);
             }
-            let running = h.run(&l.pg_isready()).await?.success();
+            let running = h.run(&l.pg_isready(cx.topology.ports.postgres)).await?.success();
             if !running {
                 plan.push(
                     i,
@@ -392,7 +401,7 @@ impl Step for Postgres {
             PgAction::Act(a) => a.apply(h).await,
             PgAction::Catalog => {
                 let l = Layout::of(cx.topology.hosts[item.host].platform);
-                wait_ready(h, l).await?;
+                wait_ready(h, l, cx.topology.ports.postgres).await?;
                 ensure_catalog(h, l, cx, cx.creds("postgres")?).await
             }
         }
@@ -422,12 +431,17 @@ impl Step for PgSync {
         } else {
             String::new()
         };
-        let have = psql(l, "postgres", "SHOW synchronous_standby_names")
-            .check(h)
-            .await?
-            .stdout_lossy()
-            .trim()
-            .to_string();
+        let have = psql(
+            l,
+            cx.topology.ports.postgres,
+            "postgres",
+            "SHOW synchronous_standby_names",
+        )
+        .check(h)
+        .await?
+        .stdout_lossy()
+        .trim()
+        .to_string();
         let mut plan = Plan::default();
         if have != want {
             let summary = if want.is_empty() {
@@ -451,22 +465,29 @@ impl Step for PgSync {
                 sql_literal(&item.action)
             )
         };
-        psql(l, "postgres", &sql).check(h).await?;
-        psql(l, "postgres", "SELECT pg_reload_conf()")
+        psql(l, cx.topology.ports.postgres, "postgres", &sql)
             .check(h)
             .await?;
+        psql(
+            l,
+            cx.topology.ports.postgres,
+            "postgres",
+            "SELECT pg_reload_conf()",
+        )
+        .check(h)
+        .await?;
         Ok(())
     }
 }
 
 /// Waits for PostgreSQL to accept connections after a start.
-async fn wait_ready(h: &dyn Host, l: &Layout) -> Result<(), StepError> {
+async fn wait_ready(h: &dyn Host, l: &Layout, port: u16) -> Result<(), StepError> {
     let name = h.name().to_string();
     crate::wait::wait_for(
         &format!("PostgreSQL on `{name}` to accept connections"),
         std::time::Duration::from_secs(60),
         || async {
-            match h.run(&l.pg_isready()).await {
+            match h.run(&l.pg_isready(port)).await {
                 Ok(o) if o.success() => crate::wait::Poll::Ready(()),
                 Ok(o) => crate::wait::Poll::NotYet(format!("pg_isready exit {}", o.status)),
                 Err(e) => crate::wait::Poll::NotYet(e.to_string()),
@@ -477,14 +498,15 @@ async fn wait_ready(h: &dyn Host, l: &Layout) -> Result<(), StepError> {
     Ok(())
 }
 
-async fn db_state(h: &dyn Host, l: &Layout) -> Result<DbState, StepError> {
-    let out = psql(l, "postgres", STATE_SQL).check(h).await?;
+async fn db_state(h: &dyn Host, l: &Layout, port: u16) -> Result<DbState, StepError> {
+    let out = psql(l, port, "postgres", STATE_SQL).check(h).await?;
     parse_db_state(&out.stdout_lossy())
 }
 
-async fn has_extension(h: &dyn Host, l: &Layout) -> Result<bool, StepError> {
+async fn has_extension(h: &dyn Host, l: &Layout, port: u16) -> Result<bool, StepError> {
     let out = psql(
         l,
+        port,
         "template1",
         "SELECT count(*) FROM pg_extension WHERE extname = 'pgpool_recovery'",
     )
@@ -499,7 +521,7 @@ async fn catalog_ok(
     cx: &Cx<'_>,
     creds: &Credentials,
 ) -> Result<bool, StepError> {
-    let st = db_state(h, l).await?;
+    let st = db_state(h, l, cx.topology.ports.postgres).await?;
     let roles_ok = ROLES.iter().all(|(r, _)| st.roles.contains_key(*r))
         && st.roles.get("repl").is_some_and(|r| r.replication)
         && st.roles.get("kompira").is_some_and(|r| r.createdb);
@@ -510,7 +532,11 @@ async fn catalog_ok(
             .is_some_and(|v| scram_matches(v, pw))
     });
     let db_ok = st.databases.contains(&cx.topology.postgres.database);
-    Ok(roles_ok && pw_ok && st.monitor && db_ok && has_extension(h, l).await?)
+    Ok(roles_ok
+        && pw_ok
+        && st.monitor
+        && db_ok
+        && has_extension(h, l, cx.topology.ports.postgres).await?)
 }
 
 /// Brings the catalog to the wanted state; each part only when it differs.
@@ -520,18 +546,28 @@ async fn ensure_catalog(
     cx: &Cx<'_>,
     creds: &Credentials,
 ) -> Result<(), StepError> {
-    let st = db_state(h, l).await?;
+    let st = db_state(h, l, cx.topology.ports.postgres).await?;
     for (role, attrs) in ROLES {
         match st.roles.get(role) {
             None => {
-                psql(l, "postgres", &format!("CREATE ROLE {role} {attrs}"))
-                    .check(h)
-                    .await?;
+                psql(
+                    l,
+                    cx.topology.ports.postgres,
+                    "postgres",
+                    &format!("CREATE ROLE {role} {attrs}"),
+                )
+                .check(h)
+                .await?;
             }
             Some(r) if (role == "repl" && !r.replication) || (role == "kompira" && !r.createdb) => {
-                psql(l, "postgres", &format!("ALTER ROLE {role} {attrs}"))
-                    .check(h)
-                    .await?;
+                psql(
+                    l,
+                    cx.topology.ports.postgres,
+                    "postgres",
+                    &format!("ALTER ROLE {role} {attrs}"),
+                )
+                .check(h)
+                .await?;
             }
             Some(_) => {}
         }
@@ -552,26 +588,35 @@ async fn ensure_catalog(
     }
     if !sql.is_empty() {
         // Through stdin and marked secret: never in argv, logs or transcripts.
-        psql_stdin(l, "postgres", sql).check(h).await?;
-    }
-    if !st.monitor {
-        psql(l, "postgres", "GRANT pg_monitor TO pgpool")
+        psql_stdin(l, cx.topology.ports.postgres, "postgres", sql)
             .check(h)
             .await?;
+    }
+    if !st.monitor {
+        psql(
+            l,
+            cx.topology.ports.postgres,
+            "postgres",
+            "GRANT pg_monitor TO pgpool",
+        )
+        .check(h)
+        .await?;
     }
     let db = &cx.topology.postgres.database;
     if !st.databases.contains(db) {
         psql(
             l,
+            cx.topology.ports.postgres,
             "postgres",
             &format!("CREATE DATABASE {db} OWNER kompira ENCODING 'UTF8' TEMPLATE template0"),
         )
         .check(h)
         .await?;
     }
-    if !has_extension(h, l).await? {
+    if !has_extension(h, l, cx.topology.ports.postgres).await? {
         psql(
             l,
+            cx.topology.ports.postgres,
             "template1",
             "CREATE EXTENSION IF NOT EXISTS pgpool_recovery",
         )
