@@ -226,10 +226,12 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
             rec.rule(Rule::on(n, "ip -j addr show", vec![links(&addr, &extra)]).when("pgpool"));
         }
         // pg_enc leaves the three AES entries.
-        rec.rule(Rule::on(n, "pg_enc -m", vec![Output::ok("")]).writes(
-            l.in_pgpool_dir("pool_passwd"),
-            "pgpool:AESx\npostgres:AESy\nkompira:AESz\n",
-        ));
+        rec.rule(
+            Rule::on(n, "sh -c 'pg_enc -m", vec![Output::ok("")]).writes(
+                l.in_pgpool_dir("pool_passwd"),
+                "pgpool:AESx\npostgres:AESy\nkompira:AESz\n",
+            ),
+        );
         // Pgpool-II runs once started.
         rec.rule(Rule::on(
             n,

@@ -71,7 +71,7 @@ fn manager(rec: &Recorder) {
     rec.rule(Rule::on(m, "cp -f -a -r -T", vec![Output::ok("")]).sets("ssl-copied"));
     rec.rule(Rule::on(
         m,
-        format!("env -C {SWARM_DIR} "),
+        format!("sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C {SWARM_DIR} "),
         vec![Output::ok(COMPOSE_CONFIG)],
     ));
     rec.rule(Rule::on(
@@ -304,7 +304,7 @@ async fn a_failing_compose_never_shows_the_password() {
     let msg = stack_error(StackOptions::from_topology(&t, CHECKOUT), |rec| {
         rec.rule(Rule::on(
             "ke2-server1",
-            format!("env -C {SWARM_DIR} "),
+            format!("sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C {SWARM_DIR} "),
             vec![Output::fail(
                 15,
                 format!("invalid interpolation in pgsql://kompira:{PASSWORD}@host.docker.internal:9999/kompira"),
@@ -313,10 +313,15 @@ async fn a_failing_compose_never_shows_the_password() {
     })
     .await;
     assert!(
-        msg.starts_with("command `env -C /opt/ke2-docker/ke2/cluster/swarm HOSTNAME=ke2-server1"),
+        msg.starts_with(
+            "command `sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C /opt/ke2-docker/ke2/cluster/swarm HOSTNAME=ke2-server1"
+        ),
         "{msg}"
     );
-    assert!(msg.contains("*** NGINX_PORT_MODE=ingress"), "{msg}");
+    assert!(
+        msg.contains("KOMPIRA_SSL_DIR=/mnt/gluster/ssl NGINX_PORT_MODE=ingress"),
+        "{msg}"
+    );
     assert!(
         msg.ends_with("(exit 15): invalid interpolation in ***"),
         "{msg}"
@@ -333,7 +338,7 @@ async fn a_given_database_url_keeps_its_password_hidden() {
     let msg = stack_error(opts, |rec| {
         rec.rule(Rule::on(
             "ke2-server1",
-            format!("env -C {SWARM_DIR} "),
+            format!("sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C {SWARM_DIR} "),
             vec![Output::fail(1, format!("bad value `{PASSWORD}`"))],
         ));
     })

@@ -137,10 +137,11 @@ async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
 }
 
 /// The run's passwords, as they must never appear in what is written.
+/// Public for the argv watch (the same list, the same exemption).
 /// A document-default password is no secret (the published procedure
 /// prints it) and is an ordinary word of every log (`postgres`,
 /// `pgpool`): replacing it would erase the evidence, so it is left alone.
-fn secrets(lab: &Lab) -> Vec<String> {
+pub fn secrets(lab: &Lab) -> Vec<String> {
     let published = ke2lab::topology::Credentials::document_defaults();
     let published: Vec<&str> = [
         &published.postgres,
@@ -176,16 +177,28 @@ pub fn write_events(lab: &Lab, dir: &Path) -> Result<()> {
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut t = text.to_string();
     for s in secrets.iter().filter(|s| !s.is_empty()) {
-        let json = serde_json::to_string(s).unwrap_or_default();
-        let json = json.trim_matches('"').to_string();
-        let mut forms = vec![s.clone(), percent_encoded(s), json];
-        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-        forms.dedup();
-        for f in forms.iter().filter(|f| !f.is_empty()) {
+        for f in secret_forms(s) {
             t = t.replace(f.as_str(), "***");
         }
     }
     t
+}
+
+/// The forms a secret takes in text: as it is, percent-encoded, and as
+/// the inside of a JSON string; longest first, so that a form containing
+/// another is replaced whole.
+pub fn secret_forms(s: &str) -> Vec<String> {
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let json = json
+        .strip_prefix('"')
+        .and_then(|j| j.strip_suffix('"'))
+        .unwrap_or("")
+        .to_string();
+    let mut forms = vec![s.to_string(), percent_encoded(s), json];
+    forms.retain(|f| !f.is_empty());
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
 }
 
 /// Every byte outside RFC 3986's unreserved set as `%XX`, upper and lower

@@ -163,9 +163,10 @@ impl Lab {
         self.subnet = subnet.clone();
         self.topology = remapped;
         std::fs::create_dir_all(&self.state_dir)?;
-        std::fs::write(
-            self.state_dir.join("topology.toml"),
-            self.topology.to_toml_string(),
+        // 0600: a topology may carry explicit credentials in clear.
+        write_private(
+            &self.state_dir.join("topology.toml"),
+            self.topology.to_toml_string().as_bytes(),
         )?;
 
         let extra_hosts: Vec<String> = self
@@ -845,6 +846,25 @@ fn mask(prefix: u8) -> u32 {
 /// Candidate lab subnets of the topology's prefix length inside 172.16.0.0/12,
 /// starting at a place derived from the run id so that concurrent runs try
 /// different subnets first.
+/// Writes `body` to `path` readable by its owner only (created so, never
+/// widened afterwards by the umask).
+pub fn write_private(path: &std::path::Path, body: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    // An older file keeps its mode on open: narrow it too.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(body)?;
+    Ok(())
+}
+
 pub fn subnet_candidates(prefix: u8, run: &str) -> Vec<Ipv4Addr> {
     let base = u32::from(Ipv4Addr::new(172, 16, 0, 0));
     let prefix = prefix.max(12);

@@ -4,6 +4,7 @@
 //! Architecture invariant: no provisioning logic lives here; installing is
 //! always `ke2lab::install` on the hosts this crate provides.
 
+pub mod argv_watch;
 pub mod artifacts;
 pub mod container_host;
 pub mod engine;

@@ -18,9 +18,9 @@ use anyhow::{Context, Result, ensure};
 use ke2lab::probe::stack::{endpoint_spec, has_ipvs, rabbitmq_cluster};
 use ke2lab::steps::checkout::{DEFAULT_DEST, Tree};
 use ke2lab::steps::deploy::STACK_NAME;
-use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for_every};
 use ke2lab_harness::Lab;
+use ke2lab_harness::argv_watch::ArgvWatch;
 use ke2lab_harness::lab::{StackImages, home, keep_on_failure};
 use serde::Deserialize;
 
@@ -93,6 +93,38 @@ async fn https_ok(lab: &Lab, timeout: Duration) -> Result<BTreeMap<String, Statu
 }
 
 async fn stack(lab: &mut Lab) -> Result<()> {
+    // No secret in any argument vector of the whole install and step 8:
+    // every host's /proc/*/cmdline and the engine's exec records sampled
+    // throughout (the credentials are generated, so a hit is a leak).
+    let secrets = ke2lab_harness::artifacts::secrets(lab);
+    ensure!(
+        secrets.len() == 5,
+        "generated credentials expected: {}",
+        secrets.len()
+    );
+    let watch = ArgvWatch::start(lab, secrets, Duration::from_millis(100));
+    let watched = stack_steps(lab).await;
+    let found = watch.stop().await?;
+    watched?;
+    println!(
+        "argv watch: {} samples, {} distinct command lines, {} with a secret",
+        found.samples,
+        found.distinct,
+        found.violations.len()
+    );
+    ensure!(
+        found.distinct > 100,
+        "the argv watch saw too little: {found:?}"
+    );
+    ensure!(
+        found.violations.is_empty(),
+        "secrets in argument vectors: {:#?}",
+        found.violations
+    );
+    Ok(())
+}
+
+async fn stack_steps(lab: &mut Lab) -> Result<()> {
     lab.install().await?;
 
     // The stand-in images are built once per machine (cached by content);
@@ -333,7 +365,7 @@ async fn stack(lab: &mut Lab) -> Result<()> {
 
 #[tokio::test]
 async fn kompira_starts_on_the_cluster_with_https_end_to_end() -> Result<()> {
-    let topology = Topology::fixture("three-node")?.topology;
+    let topology = ke2lab_scenarios::fault_topology()?;
     let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
     let outcome = stack(&mut lab).await;
     lab.finish(outcome).await

@@ -76,6 +76,14 @@ pub struct PgpoolConfig;
 #[derive(Clone, Debug)]
 pub enum PgpoolAction {
     Act(Act),
+    /// `pg_enc -m` for one user. The password reaches it in an input file
+    /// of mode 0600 that is removed afterwards, never as an argument
+    /// (visible in `/proc/*/cmdline`); `pg_enc -p` would read stdin but
+    /// insists on a terminal.
+    PoolPasswd {
+        user: &'static str,
+        password: crate::topology::Secret,
+    },
     /// Reload a running Pgpool-II after its configuration changed.
     Reload,
 }
@@ -234,9 +242,9 @@ impl Step for PgpoolConfig {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             for (user, pw) in [
-                ("pgpool", creds.pgpool.expose()),
-                ("postgres", creds.postgres.expose()),
-                ("kompira", creds.kompira.expose()),
+                ("pgpool", &creds.pgpool),
+                ("postgres", &creds.postgres),
+                ("kompira", &creds.kompira),
             ] {
                 let present = current
                     .lines()
@@ -245,15 +253,10 @@ impl Step for PgpoolConfig {
                     plan.push(
                         i,
                         format!("add `{user}` to `pool_passwd` (AES)"),
-                        PgpoolAction::Act(Act::Run(vec![
-                            Cmd::new(["pg_enc", "-m", "-k"])
-                                .arg(key_path(l))
-                                .arg("-f")
-                                .arg(l.pgpool_conf())
-                                .arg("-u")
-                                .arg(user)
-                                .secret_arg(pw),
-                        ])),
+                        PgpoolAction::PoolPasswd {
+                            user,
+                            password: pw.clone(),
+                        },
                     );
                 }
             }
@@ -270,6 +273,23 @@ impl Step for PgpoolConfig {
         let l = Layout::of(cx.topology.hosts[item.host].platform);
         match &item.action {
             PgpoolAction::Act(a) => a.apply(h).await,
+            PgpoolAction::PoolPasswd { user, password } => {
+                let input = l.in_pgpool_dir(".ke2lab-pg_enc.input");
+                h.write_file(
+                    &input,
+                    format!("{user}:{}\n", password.expose()).as_bytes(),
+                    0o600,
+                    "root:root",
+                )
+                .await?;
+                Cmd::sh("pg_enc -m -k \"$1\" -f \"$2\" -i \"$3\"; rc=$?; rm -f \"$3\"; exit $rc")
+                    .arg(key_path(l))
+                    .arg(l.pgpool_conf())
+                    .arg(&input)
+                    .check(h)
+                    .await?;
+                Ok(())
+            }
             PgpoolAction::Reload => {
                 Cmd::new(["pgpool", "-f"])
                     .arg(l.pgpool_conf())

@@ -267,19 +267,27 @@ pub fn compose_env(opts: &StackOptions, hostname: &str, database_url: &Secret) -
 }
 
 /// `docker compose config` in `dir` with `env`: `env -C` sets the
-/// directory and the variables without a shell, so each value is one
-/// argument and the secret ones are redacted wherever the command shows.
+/// directory and the plain variables without a shell, one argument each;
+/// the secret ones (`DATABASE_URL`) are read by the shell from standard
+/// input (`set -a; . /dev/stdin`), so they never appear in an argument
+/// vector (`/proc/*/cmdline`, the exec API) and the transcript shows `***`.
 pub fn compose_config_cmd(dir: &str, env: &[EnvVar]) -> Cmd {
-    let mut cmd = Cmd::new(["env", "-C", dir]);
+    let mut cmd =
+        Cmd::sh("set -a; . /dev/stdin; set +a; exec \"$@\"").args_from(["env", "-C", dir]);
+    let mut secret = String::new();
     for v in env {
-        let arg = format!("{}={}", v.name, v.value.expose());
-        cmd = if v.secret {
-            cmd.secret_arg(arg)
+        if v.secret {
+            secret.push_str(&format!(
+                "{}={}\n",
+                v.name,
+                crate::host::shell_quote(v.value.expose())
+            ));
         } else {
-            cmd.arg(arg)
-        };
+            cmd = cmd.arg(format!("{}={}", v.name, v.value.expose()));
+        }
     }
     cmd.args_from(["docker", "compose", "config"])
+        .secret_stdin(secret.into_bytes())
 }
 
 pub(crate) fn state(cx: &Cx<'_>, step: &'static str, i: usize, message: String) -> StepError {
@@ -634,14 +642,27 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(
             shown,
-            "env -C /c/ke2/cluster/swarm HOSTNAME=ke2-server1.example.com SHARED_DIR=/mnt/gluster \
+            "sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C /c/ke2/cluster/swarm \
+             HOSTNAME=ke2-server1.example.com SHARED_DIR=/mnt/gluster \
              KOMPIRA_LOG_DIR=/mnt/gluster/log KOMPIRA_VAR_DIR=/mnt/gluster/var \
-             KOMPIRA_SSL_DIR=/mnt/gluster/ssl *** NGINX_PORT_MODE=ingress SWARM_REPLICAS=3 \
+             KOMPIRA_SSL_DIR=/mnt/gluster/ssl NGINX_PORT_MODE=ingress SWARM_REPLICAS=3 \
              RABBITMQ_USE_LONGNAME=true docker compose config"
         );
-        assert!(
-            cmd.shell_line()
-                .contains("DATABASE_URL=pgsql://kompira:s3cret@")
+        // The URL is nowhere in the argument vector, only on stdin.
+        assert!(!cmd.shell_line().contains("s3cret"));
+        assert!(cmd.stdin_is_secret());
+        let stdin = String::from_utf8_lossy(cmd.stdin_bytes().unwrap()).into_owned();
+        assert_eq!(
+            stdin,
+            format!("DATABASE_URL={}\n", crate::host::shell_quote(url.expose()))
+        );
+        // A value the shell would split or expand is quoted.
+        let odd = Secret::new("pgsql://k:a b$c'd@h/k");
+        let env = compose_env(&o, "ke2-server1", &odd);
+        let cmd = compose_config_cmd(&o.swarm_dir(), &env);
+        assert_eq!(
+            String::from_utf8_lossy(cmd.stdin_bytes().unwrap()),
+            "DATABASE_URL='pgsql://k:a b$c'\\''d@h/k'\n"
         );
         let short = compose_env(&o, "ke2-server1", &url);
         assert_eq!(short.last().unwrap().value.expose(), "false");
