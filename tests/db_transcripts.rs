@@ -198,6 +198,12 @@ fn scripted(t: &Topology, platform: Platform) -> Recorder {
                 l.socket_dir, t.ports.postgres
             );
             rec.rule(Rule::on(n, &repl, vec![replicas(t, false)]));
+            let count = format!(
+                "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {} -d postgres -c 'SELECT count(*) FROM pg_stat_replication",
+                l.socket_dir, t.ports.postgres
+            );
+            rec.rule(Rule::on(n, &count, vec![Output::ok("0\n")]));
+            rec.rule(Rule::on(n, &count, vec![Output::ok("2\n")]).when("all rebuilt"));
             rec.rule(Rule::on(n, &repl, vec![replicas(t, true)]).when("all rebuilt"));
             rec.rule(Rule::on(n, &isready, vec![Output::ok("")]).when("pg"));
             rec.rule(Rule::on(n, in_recovery, vec![Output::ok("f\n")]).when("pg"));
@@ -345,4 +351,42 @@ async fn rhel9_database_transcript() {
     let (first, second) = transcripts(Platform::Rhel9).await;
     insta::assert_snapshot!("rhel9_db_first_run", first);
     insta::assert_snapshot!("rhel9_db_second_run", second);
+}
+
+/// After a healed partition every member may name the isolated old primary
+/// (no standby follows it): the steps must take the majority's primary.
+#[tokio::test]
+async fn a_false_primary_named_by_pgpool_is_not_taken() {
+    use ke2lab::steps::postgres::current_primary;
+    let t = topology(Platform::Debian);
+    let l = Layout::of(Platform::Debian);
+    let rec = Recorder::new();
+    let pcp = format!(
+        "(as postgres) env PCPPASSFILE={} pcp_node_info -w -h localhost -U pgpool -v -p 9898 -n",
+        l.in_home(".pcppass")
+    );
+    let count = "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d postgres -c 'SELECT count(*) FROM pg_stat_replication";
+    let n1 = t.hosts[0].name.as_str();
+    rec.rule(Rule::any(
+        "pgrep -x -u postgres pgpool",
+        vec![Output::ok("1\n")],
+    ));
+    rec.rule(Rule::any(
+        format!("{pcp} 0"),
+        vec![node_info(n1, "up", "standby", "")],
+    ));
+    rec.rule(Rule::any(
+        format!("{pcp} 1"),
+        vec![node_info(&t.hosts[1].name, "up", "primary", "")],
+    ));
+    for (i, h) in t.hosts.iter().enumerate() {
+        let streaming = if i == 0 { "1\n" } else { "0\n" };
+        rec.rule(Rule::on(&h.name, count, vec![Output::ok(streaming)]));
+    }
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let cx = Cx::new(&t, &hosts);
+    assert_eq!(current_primary(&cx).await.unwrap(), 0);
+    // Pgpool-II's primary with its standbys is taken as it is.
+    rec.rule(Rule::on(&t.hosts[1].name, count, vec![Output::ok("2\n")]));
+    assert_eq!(current_primary(&cx).await.unwrap(), 1);
 }

@@ -165,6 +165,14 @@ pub fn pgpool_conf(p: &PgParams) -> String {
         ("failover_require_consensus", "on".into()),
         ("allow_multiple_failover_requests_from_node", "off".into()),
         ("enable_consensus_with_half_votes", "off".into()),
+        // Not in the document: after a partition heals, the watchdog's
+        // split-brain resolution can pick the isolated old leader, whose
+        // backend status (its own PostgreSQL primary) every member then
+        // copies, so clients would be routed to the old, diverged primary
+        // while the majority's promoted one runs too. With this, the
+        // leader's streaming-replication check detaches a primary that no
+        // standby follows when another primary has them all.
+        ("detach_false_primary", "on".into()),
         ("delegate_ip", q(&t.network.vip.to_string())),
         ("if_up_cmd", q(&up)),
         ("if_down_cmd", q(&down)),

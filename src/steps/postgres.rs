@@ -155,6 +155,48 @@ fn wanted_passwords(c: &Credentials) -> [(&'static str, &str); 4] {
     ]
 }
 
+/// How many standbys stream from host `i`'s PostgreSQL (0 when it is not
+/// a primary or does not answer).
+async fn streaming_from(cx: &Cx<'_>, i: usize) -> usize {
+    let l = Layout::of(cx.topology.hosts[i].platform);
+    let sql = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
+    match psql(l, cx.topology.ports.postgres, "postgres", sql)
+        .deadline(crate::cluster::pgpool::PROBE_DEADLINE)
+        .check(cx.host(i))
+        .await
+    {
+        Ok(o) => o.stdout_lossy().trim().parse().unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// Pgpool-II's primary `claimed`, unless PostgreSQL shows it false: after a
+/// partition heals, the watchdog's split-brain resolution may pick the
+/// isolated old leader, and every member then copies its backend status,
+/// naming the isolated old primary (which no standby follows) primary
+/// again. A rebuild from it would throw away what the majority's primary
+/// acknowledged, so when `claimed` has no streaming standby and another
+/// host's primary has some, that one is the primary (Pgpool-II's
+/// `detach_false_primary` applies the same rule to its own view).
+async fn true_primary(cx: &Cx<'_>, claimed: usize) -> Result<usize, StepError> {
+    if cx.hosts.len() < 2 || streaming_from(cx, claimed).await > 0 {
+        return Ok(claimed);
+    }
+    for other in (0..cx.hosts.len()).filter(|o| *o != claimed) {
+        if streaming_from(cx, other).await > 0 {
+            tracing::warn!(
+                "Pgpool-II names `{}` primary, but no standby follows it and {} follow `{}`: `{}` is the primary",
+                cx.name(claimed),
+                streaming_from(cx, other).await,
+                cx.name(other),
+                cx.name(other)
+            );
+            return Ok(other);
+        }
+    }
+    Ok(claimed)
+}
+
 /// Which host is the primary now. Pgpool-II's view wins when it runs (it
 /// knows which node it promoted, also when an old primary came back by
 /// itself); otherwise the first host whose PostgreSQL runs and is not in
@@ -171,7 +213,7 @@ pub async fn current_primary(cx: &Cx<'_>) -> Result<usize, StepError> {
         let pass = l.in_home(".pcppass");
         for id in 0..cx.hosts.len() {
             match crate::probe::pgpool::node_info(h, cx.topology.ports.pcp, &pass, id).await {
-                Ok(n) if n.role == "primary" && n.is_up() => return Ok(id),
+                Ok(n) if n.role == "primary" && n.is_up() => return true_primary(cx, id).await,
                 Ok(_) => {}
                 Err(_) => break,
             }
