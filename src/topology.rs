@@ -39,6 +39,16 @@ pub const VMXNET3_DATA_PATH_PORT: u16 = 7789;
 /// The smallest cluster the procedure describes: three swarm managers, three
 /// Gluster replicas and three Pgpool-II watchdog members.
 pub const MIN_HOSTS: usize = 3;
+/// The largest cluster: Pgpool-II has at most 128 backends (`backend_hostname0`
+/// to `backend_hostname127`), and every host is one.
+pub const MAX_HOSTS: usize = 128;
+/// The lowest port a service may take. Below it lie the privileged ports,
+/// which PostgreSQL and Pgpool-II (run as `postgres`) cannot bind and where
+/// sshd (`22/tcp`) and nginx (`80`, `443`) already listen; so the range also
+/// covers those fixed ports.
+pub const MIN_SERVICE_PORT: u16 = 1024;
+/// How long a value echoed in a message may be, in characters.
+const SHOWN_MAX: usize = 200;
 /// The length of a generated password.
 pub const GENERATED_PASSWORD_LEN: usize = 24;
 
@@ -65,6 +75,42 @@ const GLUSTER_PORTS: &[(u16, &str)] = &[
     (24008, "glusterd's RDMA port (`24008/tcp`, fixed)"),
 ];
 
+/// The ports glusterd hands to brick processes (`base-port`..`max-port` of
+/// `glusterd.vol`), one per brick and restart; a service there would take a
+/// brick's port when it restarts. Only with a Gluster shared directory.
+const GLUSTER_BRICK_PORTS: std::ops::RangeInclusive<u16> = 49152..=60999;
+
+/// System directories that no topology path (mount point, brick, WAL archive)
+/// may be or, where the flag is `true`, lie in: a mount would hide them,
+/// Gluster would take over their contents, or an archive would fill them.
+///
+/// Some are refused only as themselves, not as parents: the document's WAL
+/// archive `/var/lib/pgsql/archivedir` (the default of `postgres.archive_dir`)
+/// lies in `/var/lib` and in `/var/lib/pgsql`, postgres's home on rhel9, and
+/// `/var/lib/postgresql`, postgres's home on Debian, is where the same choice
+/// lands there. `/` is every path's parent; it is refused by its own rule.
+const SYSTEM_DIRS: &[(&str, bool)] = &[
+    ("/etc", true),
+    ("/usr", true),
+    ("/bin", true),
+    ("/sbin", true),
+    ("/lib", true),
+    ("/lib64", true),
+    ("/var/lib", false),
+    ("/var/lib/docker", true),
+    ("/var/lib/postgresql", false),
+    ("/var/lib/pgsql", false),
+    ("/var/lib/glusterd", true),
+    ("/boot", true),
+    ("/proc", true),
+    ("/sys", true),
+    ("/dev", true),
+    ("/run", true),
+    ("/root", true),
+    ("/home", true),
+    ("/tmp", true),
+];
+
 // ---------------------------------------------------------------------------
 // Errors and warnings
 // ---------------------------------------------------------------------------
@@ -75,17 +121,20 @@ const GLUSTER_PORTS: &[(u16, &str)] = &[
 /// context, which keeps these messages identical for files and strings.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    /// The file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
+    /// The file could not be read. The OS error is part of the message and
+    /// deliberately not the error's `source`: a caller printing the chain
+    /// (`{:#}`) would show it twice.
+    #[error("cannot read `{}`: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// The file (the credentials file, or its directory) could not be written.
-    #[error("cannot write `{}`: {source}", path.display())]
+    /// The file (the credentials file, or its directory) could not be
+    /// written; the OS error is in the message, as for `Read`.
+    #[error("cannot write `{}`: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax error, unknown or missing key, or a value of the wrong
     /// type. The message is the toml crate's, which names the key and shows
@@ -109,9 +158,35 @@ impl TopologyError {
 
     fn parse(error: toml::de::Error) -> Self {
         TopologyError::Parse {
-            message: error.to_string().trim_end().to_string(),
+            message: shown_lines(error.to_string().trim_end()),
         }
     }
+}
+
+/// A value as a message echoes it: control characters escaped (`\u{1b}`), so
+/// that no message carries a raw terminal escape or line break, and cut at
+/// [`SHOWN_MAX`] characters (marked `…`), so that one huge value cannot
+/// bury the message.
+pub fn shown(value: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == SHOWN_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`shown`] for each line of the toml crate's messages, which echo the
+/// offending line of the file and the value; their own line breaks stay.
+fn shown_lines(message: &str) -> String {
+    message.lines().map(shown).collect::<Vec<_>>().join("\n")
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> TopologyError {
@@ -194,7 +269,7 @@ macro_rules! keyword_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $( $text => Ok($name::$variant), )+
-                    _ => Err(format!(concat!("unknown ", $what, " `{}` (expected ", $expected, ")"), s)),
+                    _ => Err(format!(concat!("unknown ", $what, " `{}` (expected ", $expected, ")"), shown(s))),
                 }
             }
         }
@@ -307,12 +382,8 @@ impl Serialize for DataPathPort {
     }
 }
 
-fn data_path_port_range(value: impl fmt::Display) -> String {
-    format!("port `{value}` out of range 1024..=65535")
-}
-
 fn data_path_port_keyword(value: &str) -> String {
-    format!("expected `auto` or a port number, found `{value}`")
+    format!("expected `auto` or a port number, found `{}`", shown(value))
 }
 
 impl<'de> Deserialize<'de> for DataPathPort {
@@ -340,13 +411,13 @@ impl<'de> Deserialize<'de> for DataPathPort {
                 // same way as a parsed file.
                 u16::try_from(value)
                     .map(DataPathPort::Port)
-                    .map_err(|_| E::custom(data_path_port_range(value)))
+                    .map_err(|_| E::custom(port_range(value)))
             }
 
             fn visit_u64<E: de::Error>(self, value: u64) -> Result<DataPathPort, E> {
                 u16::try_from(value)
                     .map(DataPathPort::Port)
-                    .map_err(|_| E::custom(data_path_port_range(value)))
+                    .map_err(|_| E::custom(port_range(value)))
             }
         }
 
@@ -676,9 +747,9 @@ impl Credentials {
 
     /// Reads a credentials file written by [`Credentials::save`].
     pub fn load(path: &Path) -> Result<Self, TopologyError> {
-        let text = fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let text = fs::read_to_string(path).map_err(|error| TopologyError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         toml::from_str(&text).map_err(TopologyError::parse)
     }
@@ -697,9 +768,9 @@ impl Credentials {
     /// over it, so it is never readable by others, not even for a moment,
     /// and an interrupted save leaves the previous file intact.
     pub fn save(&self, path: &Path) -> Result<(), TopologyError> {
-        let write_error = |source| TopologyError::Write {
+        let write_error = |error| TopologyError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(write_error)?;
@@ -834,9 +905,9 @@ impl Topology {
 
     /// Reads, parses and validates a topology file.
     pub fn load(path: &Path) -> Result<Validated, TopologyError> {
-        let text = fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let text = fs::read_to_string(path).map_err(|error| TopologyError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_toml_str(&text)
     }
@@ -917,9 +988,38 @@ impl Topology {
 /// field path (serde does not know the index of a host in `[[hosts]]`) or
 /// only as a bare type error (a port of 70000 does not fit in a `u16`).
 /// Values of the wrong TOML type are left to serde, whose message shows the
-/// line.
+/// line, except for the mistakes whose fix serde's "invalid type" does not
+/// suggest: a quoted number, and `[hosts]` written for `[[hosts]]` (or the
+/// reverse for a section).
 fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
     use toml::Value;
+
+    if let Some(Value::Table(_)) = raw.get("hosts") {
+        return Err(invalid(
+            "hosts",
+            "`[hosts]` is a single table; write each host as its own `[[hosts]]` \
+             (an array of tables)",
+        ));
+    }
+    for section in [
+        "cluster",
+        "network",
+        "swarm",
+        "ports",
+        "shared_dir",
+        "credentials",
+        "postgres",
+        "stack",
+    ] {
+        if let Some(Value::Array(items)) = raw.get(section)
+            && items.iter().all(Value::is_table)
+        {
+            return Err(invalid(
+                section,
+                format!("`[[{section}]]` is an array of tables; write `[{section}]` (one table)"),
+            ));
+        }
+    }
 
     if let Some(Value::Array(hosts)) = raw.get("hosts") {
         for (i, host) in hosts.iter().enumerate() {
@@ -946,6 +1046,7 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
     }
     if let Some(Value::Table(network)) = raw.get("network") {
         scan_str(network, "vip", || "network.vip".into(), parse_address)?;
+        scan_quoted_number(network, "prefix", "network.prefix")?;
         scan_int(network, "prefix", "network.prefix", |n| {
             u8::try_from(n).map(drop).map_err(|_| prefix_range(n))
         })?;
@@ -959,17 +1060,20 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
                 if s == "auto" {
                     Ok(())
                 } else {
-                    Err(data_path_port_keyword(s))
+                    Err(quoted_number("data_path_port", s)
+                        .unwrap_or_else(|| data_path_port_keyword(s)))
                 }
             },
         )?;
         scan_int(swarm, "data_path_port", "swarm.data_path_port", |n| {
-            u16::try_from(n)
-                .map(drop)
-                .map_err(|_| data_path_port_range(n))
+            u16::try_from(n).map(drop).map_err(|_| port_range(n))
         })?;
     }
     if let Some(Value::Table(ports)) = raw.get("ports") {
+        for (field, _) in Ports::default().named() {
+            let key = field.trim_start_matches("ports.");
+            scan_quoted_number(ports, key, field)?;
+        }
         for (key, value) in ports {
             if let Value::Integer(n) = value
                 && u16::try_from(*n).is_err()
@@ -985,6 +1089,7 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
             || "shared_dir.kind".into(),
             |s| s.parse::<SharedDirKind>().map(drop),
         )?;
+        scan_quoted_number(shared_dir, "ping_timeout", "shared_dir.ping_timeout")?;
         scan_int(
             shared_dir,
             "ping_timeout",
@@ -993,6 +1098,7 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
         )?;
     }
     if let Some(Value::Table(postgres)) = raw.get("postgres") {
+        scan_quoted_number(postgres, "max_connections", "postgres.max_connections")?;
         scan_int(
             postgres,
             "max_connections",
@@ -1007,6 +1113,7 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
             || "stack.nginx_port_mode".into(),
             |s| s.parse::<NginxPortMode>().map(drop),
         )?;
+        scan_quoted_number(stack, "swarm_replicas", "stack.swarm_replicas")?;
         scan_int(stack, "swarm_replicas", "stack.swarm_replicas", fits_u32)?;
     }
     Ok(())
@@ -1036,10 +1143,34 @@ fn scan_int(
     }
 }
 
+/// A number field written as a string: serde would only say "invalid type".
+fn scan_quoted_number(table: &toml::Table, key: &str, field: &str) -> Result<(), TopologyError> {
+    scan_str(
+        table,
+        key,
+        || field.into(),
+        |s| match quoted_number(key, s) {
+            Some(message) => Err(message),
+            None => Ok(()),
+        },
+    )
+}
+
+/// The message for a number in quotes, if `s` is one.
+fn quoted_number(key: &str, s: &str) -> Option<String> {
+    s.parse::<i64>().ok().map(|n| {
+        format!(
+            "the number `\"{}\"` is quoted, which makes it a string; drop the quotes: \
+             `{key} = {n}`",
+            shown(s)
+        )
+    })
+}
+
 fn parse_address(s: &str) -> Result<(), String> {
     s.parse::<Ipv4Addr>()
         .map(drop)
-        .map_err(|_| format!("invalid IPv4 address `{s}`"))
+        .map_err(|_| format!("invalid IPv4 address `{}`", shown(s)))
 }
 
 fn fits_u32(n: i64) -> Result<(), String> {
@@ -1048,8 +1179,10 @@ fn fits_u32(n: i64) -> Result<(), String> {
         .map_err(|_| format!("`{n}` out of range 0..={}", u32::MAX))
 }
 
+/// Every port of the topology, the data-path port too, lies in
+/// [`MIN_SERVICE_PORT`]`..=65535`.
 fn port_range(port: impl fmt::Display) -> String {
-    format!("port `{port}` out of range 1..=65535")
+    format!("port `{port}` out of range {MIN_SERVICE_PORT}..=65535")
 }
 
 fn prefix_range(prefix: impl fmt::Display) -> String {
@@ -1082,6 +1215,9 @@ impl Topology {
         if name.is_empty() {
             return Err(invalid("cluster.name", "must not be empty"));
         }
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            return Err(invalid("cluster.name", control_character(name, c)));
+        }
         // The name prefixes lab resources (containers, networks, files), so
         // it keeps to characters that all of them accept.
         let valid = name.len() <= 63
@@ -1093,8 +1229,9 @@ impl Topology {
             return Err(invalid(
                 "cluster.name",
                 format!(
-                    "invalid cluster name `{name}` (letters, digits, `-` and `_`, \
-                     starting with a letter or digit, at most 63 characters)"
+                    "invalid cluster name `{}` (letters, digits, `-` and `_`, \
+                     starting with a letter or digit, at most 63 characters)",
+                    shown(name)
                 ),
             ));
         }
@@ -1109,6 +1246,15 @@ impl Topology {
                 format!("a cluster needs at least {MIN_HOSTS} hosts, found {count}"),
             ));
         }
+        if count > MAX_HOSTS {
+            return Err(invalid(
+                "hosts",
+                format!(
+                    "{count} hosts exceed Pgpool-II's limit of {MAX_HOSTS} backends \
+                     (each host is one)"
+                ),
+            ));
+        }
         for (i, host) in self.hosts.iter().enumerate() {
             if let Some(problem) = hostname_problem(&host.name) {
                 return Err(invalid(format!("hosts[{i}].name"), problem));
@@ -1121,7 +1267,7 @@ impl Topology {
                     format!("hosts[{i}].name"),
                     format!(
                         "duplicate host name `{}` (also used by `hosts[{j}]`)",
-                        host.name
+                        shown(&host.name)
                     ),
                 ));
             }
@@ -1148,12 +1294,21 @@ impl Topology {
             }
         }
         if count.is_multiple_of(2) {
+            // Swarm's Raft and the Pgpool-II watchdog need a strict majority:
+            // `n` members survive `(n - 1) / 2` failures, so 4 survive 1,
+            // as 3 do.
+            let tolerated = (count - 1) / 2;
+            let failures = if tolerated == 1 {
+                "failure"
+            } else {
+                "failures"
+            };
             warnings.push(Warning {
                 field: "hosts".to_string(),
                 message: format!(
-                    "an even number of hosts ({count}) tolerates no more failures than {} \
-                     (swarm and the Pgpool-II watchdog need a majority); the procedure \
-                     expects an odd count",
+                    "an even number of hosts ({count}) tolerates {tolerated} {failures}, \
+                     as {} hosts do (swarm and the Pgpool-II watchdog need a strict \
+                     majority); the procedure expects an odd count",
                     count - 1
                 ),
             });
@@ -1226,8 +1381,9 @@ impl Topology {
             invalid(
                 field,
                 format!(
-                    "invalid HBA address `{value}` (expected `samenet`, `samehost`, `all` \
-                     or an IPv4 CIDR such as `10.10.0.0/16`)"
+                    "invalid HBA address `{}` (expected `samenet`, `samehost`, `all` \
+                     or an IPv4 CIDR such as `10.10.0.0/16`)",
+                    shown(value)
                 ),
             )
         };
@@ -1271,17 +1427,14 @@ impl Topology {
 
     fn validate_ports(&self, warnings: &mut Vec<Warning>) -> Result<(), TopologyError> {
         for (field, port) in self.ports.named() {
-            if port == 0 {
+            if port < MIN_SERVICE_PORT {
                 return Err(invalid(field, port_range(port)));
             }
         }
         let data_path = self.data_path_port();
         // Docker refuses data-path ports below 1024.
-        if data_path < 1024 {
-            return Err(invalid(
-                "swarm.data_path_port",
-                data_path_port_range(data_path),
-            ));
+        if data_path < MIN_SERVICE_PORT {
+            return Err(invalid("swarm.data_path_port", port_range(data_path)));
         }
 
         let mut all: Vec<(&str, u16)> = self.ports.named().to_vec();
@@ -1302,6 +1455,18 @@ impl Topology {
                 return Err(invalid(
                     field,
                     format!("port `{port}`{} collides with {what}", auto_note(field)),
+                ));
+            }
+            if gluster && GLUSTER_BRICK_PORTS.contains(&port) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "port `{port}`{} is inside Gluster's brick port range \
+                         (`{}-{}/tcp`, fixed)",
+                        auto_note(field),
+                        GLUSTER_BRICK_PORTS.start(),
+                        GLUSTER_BRICK_PORTS.end()
+                    ),
                 ));
             }
             if let Some((other, _)) = all[..i].iter().find(|(_, other)| *other == port) {
@@ -1329,8 +1494,8 @@ impl Topology {
 
     fn validate_shared_dir(&self) -> Result<(), TopologyError> {
         let spec = &self.shared_dir;
-        check_absolute("shared_dir.path", &spec.path)?;
-        check_absolute("shared_dir.brick", &spec.brick)?;
+        let path = check_path("shared_dir.path", &spec.path)?;
+        let brick = check_path("shared_dir.brick", &spec.brick)?;
         let volume_ok = !spec.volume.is_empty()
             && spec
                 .volume
@@ -1341,20 +1506,21 @@ impl Topology {
                 "shared_dir.volume",
                 format!(
                     "invalid volume name `{}` (letters, digits, `-` and `_`, not empty)",
-                    spec.volume
+                    shown(&spec.volume)
                 ),
             ));
         }
         if spec.kind == SharedDirKind::Gluster {
             // Gluster would serve the brick through a mount of itself, or
-            // the mount would hide the brick's contents.
-            let (path, brick) = (Path::new(&spec.path), Path::new(&spec.brick));
-            if path.starts_with(brick) || brick.starts_with(path) {
+            // the mount would hide the brick's contents. Compared once
+            // normalised, so `/mnt//gluster/../gluster` is `/mnt/gluster`.
+            if overlaps(&path, &brick) {
                 return Err(invalid(
                     "shared_dir.brick",
                     format!(
                         "`{}` overlaps the mount point `{}` (`shared_dir.path`)",
-                        spec.brick, spec.path
+                        shown(&spec.brick),
+                        shown(&spec.path)
                     ),
                 ));
             }
@@ -1391,14 +1557,63 @@ impl Topology {
             return Err(invalid(
                 "postgres.database",
                 format!(
-                    "invalid database name `{database}` (lowercase letters, digits and `_`, \
-                     not starting with a digit, at most 63 characters)"
+                    "invalid database name `{}` (lowercase letters, digits and `_`, \
+                     not starting with a digit, at most 63 characters)",
+                    shown(database)
                 ),
             ));
         }
-        check_absolute("postgres.archive_dir", &spec.archive_dir)?;
+        let archive = check_path("postgres.archive_dir", &spec.archive_dir)?;
+        self.check_archive_place(&archive)?;
         if spec.max_connections == 0 {
             return Err(invalid("postgres.max_connections", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The WAL archive is each host's own directory (the postgres step and
+    /// `recovery_1st_stage` make it on every host). In the shared directory
+    /// every host would archive into one place, and `archive_command` (a
+    /// plain `cp`) would overwrite one host's segment with another's of the
+    /// same name once archiving is on (the document ships
+    /// `archive_mode = off`, the command is still written).
+    fn check_archive_place(&self, archive: &str) -> Result<(), TopologyError> {
+        let field = "postgres.archive_dir";
+        let written = shown(&self.postgres.archive_dir);
+        let spec = &self.shared_dir;
+        // Both were checked by `validate_shared_dir` before.
+        let shared = normalise(&spec.path).unwrap_or_default();
+        if Path::new(archive).starts_with(&shared) {
+            return Err(invalid(
+                field,
+                format!(
+                    "`{written}` {} the shared directory `{}` (`shared_dir.path`); \
+                     every host would archive its WAL into one place",
+                    if archive == shared { "is" } else { "is inside" },
+                    shown(&spec.path)
+                ),
+            ));
+        }
+        if Path::new(&shared).starts_with(archive) {
+            return Err(invalid(
+                field,
+                format!(
+                    "`{written}` holds the shared directory `{}` (`shared_dir.path`), \
+                     which every host would mount inside its WAL archive",
+                    shown(&spec.path)
+                ),
+            ));
+        }
+        let brick = normalise(&spec.brick).unwrap_or_default();
+        if spec.kind == SharedDirKind::Gluster && overlaps(archive, &brick) {
+            return Err(invalid(
+                field,
+                format!(
+                    "`{written}` overlaps the Gluster brick `{}` (`shared_dir.brick`), \
+                     whose contents only Gluster may write",
+                    shown(&spec.brick)
+                ),
+            ));
         }
         Ok(())
     }
@@ -1422,12 +1637,46 @@ impl Topology {
     }
 }
 
-/// Why a host name is not a valid RFC 1123 host name, if it is not: dot
-/// separated labels of ASCII letters, digits and `-`, 1 to 63 characters
-/// each, not starting or ending with `-`, 253 characters in all.
+/// Why a host name cannot name a host, if it cannot. The name is an RFC 1123
+/// host name (dot-separated labels of ASCII letters, digits and `-`, 1 to
+/// 63 characters each, not starting or ending with `-`, 253 in all), and
+/// more: the container's host name (its first label, at most 63 bytes),
+/// Pgpool-II's backend, Gluster's peer and PostgreSQL's `application_name`,
+/// which PostgreSQL cuts at 63 bytes, so the whole name is at most 63 bytes.
 fn hostname_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("must not be empty".to_string());
+    }
+    let n = shown(name);
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Some(control_character(name, c));
+    }
+    // Every host resolves its peers by name; an address here would become a
+    // Gluster peer and a swarm node named by a number.
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Some(format!(
+            "`{n}` is an IP address, not a host name (put it in `address`)"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Some(format!(
+            "`{n}` resolves to the loopback address on every host, not to this host"
+        ));
+    }
+    if name.len() > 253 {
+        return Some(format!(
+            "`{n}` is {} bytes long, beyond DNS's 253",
+            name.len()
+        ));
+    }
+    let first = name.split('.').next().unwrap_or_default();
+    if first.len() > 63 {
+        return Some(format!(
+            "the first label of `{n}` is {} bytes long, beyond the 63 of a container's \
+             host name",
+            first.len()
+        ));
     }
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
@@ -1435,13 +1684,29 @@ fn hostname_problem(name: &str) -> Option<String> {
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    if name.len() > 253 || !name.split('.').all(label_ok) {
+    if !name.split('.').all(label_ok) {
         return Some(format!(
-            "invalid host name `{name}` (dot-separated labels of letters, digits and `-`, \
+            "invalid host name `{n}` (dot-separated labels of letters, digits and `-`, \
              1 to 63 characters each, not starting or ending with `-`)"
         ));
     }
+    if name.len() > 63 {
+        return Some(format!(
+            "`{n}` is {} bytes long; it is PostgreSQL's `application_name`, which keeps \
+             63 bytes, so a host name is at most 63",
+            name.len()
+        ));
+    }
     None
+}
+
+/// The message for a name with a control character, shown escaped.
+fn control_character(value: &str, c: char) -> String {
+    format!(
+        "`{}` contains the control character `{}`",
+        shown(value),
+        c.escape_unicode()
+    )
 }
 
 /// Why an address cannot be a host's or the VIP, if it cannot.
@@ -1500,25 +1765,80 @@ fn check_interface(field: &str, name: &str) -> Result<(), TopologyError> {
     match reason {
         Some(reason) => Err(invalid(
             field,
-            format!("invalid interface name `{name}` ({reason})"),
+            format!("invalid interface name `{}` ({reason})", shown(name)),
         )),
         None => Ok(()),
     }
 }
 
-/// Paths end up in commands and in `/etc/fstab`, whose fields are separated
-/// by whitespace, so they must be absolute, not `/`, and without whitespace.
-fn check_absolute(field: &str, path: &str) -> Result<(), TopologyError> {
+/// Checks a directory of the topology and returns it normalised. Paths end up
+/// in commands and in `/etc/fstab`, whose fields are separated by
+/// whitespace, so they must be absolute and without whitespace. They are
+/// compared normalised (`.`, `..` and repeated `/` resolved), so that
+/// `/mnt//x/../../etc` is refused as `/etc` is: not `/`, not a
+/// [`SYSTEM_DIRS`] entry, and, where marked, not inside one.
+fn check_path(field: &str, path: &str) -> Result<String, TopologyError> {
+    let p = shown(path);
     if !path.starts_with('/') {
-        return Err(invalid(field, format!("`{path}` is not an absolute path")));
+        return Err(invalid(field, format!("`{p}` is not an absolute path")));
     }
-    if path.trim_end_matches('/').is_empty() {
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(invalid(field, control_character(path, c)));
+    }
+    if path.chars().any(char::is_whitespace) {
+        return Err(invalid(field, format!("`{p}` contains whitespace")));
+    }
+    let Some(normal) = normalise(path) else {
+        return Err(invalid(
+            field,
+            format!("`{p}` climbs above the root directory `/` with `..`"),
+        ));
+    };
+    if normal == "/" {
         return Err(invalid(field, "must not be the root directory `/`"));
     }
-    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(field, format!("`{path}` contains whitespace")));
+    let written = if normal == path {
+        format!("`{p}`")
+    } else {
+        format!("`{p}` (`{}` once normalised)", shown(&normal))
+    };
+    for &(system, inside) in SYSTEM_DIRS {
+        if normal == system {
+            return Err(invalid(
+                field,
+                format!("{written} is the system directory `{system}`"),
+            ));
+        }
+        if inside && Path::new(&normal).starts_with(system) {
+            return Err(invalid(
+                field,
+                format!("{written} is inside the system directory `{system}`"),
+            ));
+        }
     }
-    Ok(())
+    Ok(normal)
+}
+
+/// An absolute path with `.` and empty components dropped and each `..`
+/// taking away the component before it, as the kernel resolves a path
+/// without symlinks; `None` when a `..` would climb above `/`.
+pub fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// Whether two normalised paths are equal or one lies inside the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    Path::new(a).starts_with(b) || Path::new(b).starts_with(a)
 }
 
 /// Passwords are written into `.pgpass` (`:`-separated, `\` escapes), SQL
@@ -1530,6 +1850,12 @@ fn check_secret(field: &str, secret: &Secret) -> Result<(), TopologyError> {
     let value = secret.expose();
     if value.is_empty() {
         return Err(invalid(field, "must not be empty"));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            field,
+            "contains a control character (use printable ASCII without quotes, `$`, `\\` or `:`)",
+        ));
     }
     if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
         let what = if c.is_whitespace() {
@@ -1549,6 +1875,14 @@ fn check_secret(field: &str, secret: &Secret) -> Result<(), TopologyError> {
                 "contains `{c}`, which configuration files or commands would have to escape \
                  (use printable ASCII without quotes, `$`, `\\` or `:`)"
             ),
+        ));
+    }
+    // Passwords are arguments of commands (`pg_enc`, `pcp_*`); one starting
+    // with `-` would be read as an option.
+    if value.starts_with('-') {
+        return Err(invalid(
+            field,
+            "starts with `-`, which commands would read as an option",
         ));
     }
     Ok(())

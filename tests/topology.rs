@@ -213,12 +213,100 @@ fn an_even_host_count_is_a_warning_not_an_error() {
     assert_eq!(validated.warnings.len(), 1);
     let warning = &validated.warnings[0];
     assert_eq!(warning.field, "hosts");
-    assert!(
-        warning
-            .to_string()
-            .starts_with("`hosts`: an even number of hosts (4)"),
-        "{warning}"
+    // A strict majority of 4 is 3: one failure, exactly as with 3 hosts.
+    assert_eq!(
+        warning.to_string(),
+        "`hosts`: an even number of hosts (4) tolerates 1 failure, as 3 hosts do (swarm \
+         and the Pgpool-II watchdog need a strict majority); the procedure expects an odd \
+         count"
     );
+}
+
+#[test]
+fn six_hosts_tolerate_two_failures_as_five_do() {
+    let mut table = minimal();
+    for i in 4..=6 {
+        let mut host = Table::new();
+        host.insert("name".into(), format!("ke2-server{i}").into());
+        host.insert("address".into(), format!("10.20.0.{i}").into());
+        hosts(&mut table).push(Value::Table(host));
+    }
+    let validated = Topology::from_toml_str(&render(&table)).unwrap();
+    assert_eq!(
+        validated.warnings[0].message,
+        "an even number of hosts (6) tolerates 2 failures, as 5 hosts do (swarm and the \
+         Pgpool-II watchdog need a strict majority); the procedure expects an odd count"
+    );
+}
+
+#[test]
+fn every_shipped_fixture_and_the_defaults_stay_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/topologies");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Topology::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "{seen} fixtures");
+    let t = Topology::from_toml_str(MINIMAL).unwrap().topology;
+    assert_eq!(t.shared_dir.brick, "/var/glustervol0");
+    assert_eq!(t.postgres.archive_dir, "/var/lib/pgsql/archivedir");
+}
+
+#[test]
+fn legal_places_and_ports_near_the_refused_ones_are_accepted() {
+    for (path, value) in [
+        // Inside the directories refused only as themselves.
+        ("postgres.archive_dir", "/var/lib/postgresql/archivedir"),
+        ("postgres.archive_dir", "/var/lib/pgsql//archivedir/"),
+        ("shared_dir.brick", "/var/lib/ke2/brick"),
+        // Names that only begin like a system directory.
+        ("shared_dir.path", "/etcetera/share"),
+        ("shared_dir.path", "/tmpfs/share"),
+        ("shared_dir.brick", "/srv/x/../brick"),
+    ] {
+        let mut table = minimal();
+        set(&mut table, path, value);
+        Topology::from_toml_str(&render(&table)).unwrap_or_else(|e| panic!("{value}: {e}"));
+    }
+    // Gluster's ports are free when the shared directory is not Gluster.
+    for (field, port) in [("ports.watchdog", 24007), ("ports.postgres", 50000)] {
+        let mut table = minimal();
+        set(&mut table, "shared_dir.kind", "existing");
+        set(&mut table, field, port);
+        Topology::from_toml_str(&render(&table)).unwrap_or_else(|e| panic!("{port}: {e}"));
+    }
+    // 63 bytes is the longest host name, 128 the most hosts.
+    let mut table = minimal();
+    set(
+        &mut table,
+        "hosts[0].name",
+        format!("ke2.{}", "a".repeat(59)),
+    );
+    Topology::from_toml_str(&render(&table)).unwrap();
+    let mut table = minimal();
+    set(&mut table, "network.prefix", 16);
+    set_host_count(&mut table, 128);
+    Topology::from_toml_str(&render(&table)).unwrap();
+}
+
+/// Replaces the hosts with `count` of them, `10.20.1.1` onwards (clear of
+/// the VIP `10.20.0.100`; needs `network.prefix` 16).
+fn set_host_count(table: &mut Table, count: usize) {
+    let list = hosts(table);
+    list.clear();
+    for i in 0..count {
+        let mut host = Table::new();
+        host.insert("name".into(), format!("node{i}").into());
+        host.insert(
+            "address".into(),
+            format!("10.20.{}.{}", 1 + i / 250, 1 + i % 250).into(),
+        );
+        list.push(Value::Table(host));
+    }
 }
 
 #[test]
@@ -428,17 +516,17 @@ const INVALID: &[(&str, Edit, &str)] = &[
     (
         "port zero",
         |t| set(t, "ports.pcp", 0),
-        "`ports.pcp`: port `0` out of range 1..=65535",
+        "`ports.pcp`: port `0` out of range 1024..=65535",
     ),
     (
         "port beyond 65535",
         |t| set(t, "ports.postgres", 70000),
-        "`ports.postgres`: port `70000` out of range 1..=65535",
+        "`ports.postgres`: port `70000` out of range 1024..=65535",
     ),
     (
         "negative port",
         |t| set(t, "ports.heartbeat", -1),
-        "`ports.heartbeat`: port `-1` out of range 1..=65535",
+        "`ports.heartbeat`: port `-1` out of range 1024..=65535",
     ),
     (
         "two ports equal",
@@ -598,11 +686,428 @@ const INVALID: &[(&str, Edit, &str)] = &[
         "`stack.nginx_port_mode`: unknown nginx port mode `nodeport` (expected `ingress` or \
          `host`)",
     ),
+    // ---- Dangerous places: system directories, after normalising ----
+    (
+        "shared directory on /etc",
+        |t| set(t, "shared_dir.path", "/etc"),
+        "`shared_dir.path`: `/etc` is the system directory `/etc`",
+    ),
+    (
+        "shared directory inside /usr",
+        |t| set(t, "shared_dir.path", "/usr/share/ke2"),
+        "`shared_dir.path`: `/usr/share/ke2` is inside the system directory `/usr`",
+    ),
+    (
+        "shared directory inside /home",
+        |t| set(t, "shared_dir.path", "/home/ke2"),
+        "`shared_dir.path`: `/home/ke2` is inside the system directory `/home`",
+    ),
+    (
+        "shared directory inside /run",
+        |t| set(t, "shared_dir.path", "/run/ke2"),
+        "`shared_dir.path`: `/run/ke2` is inside the system directory `/run`",
+    ),
+    (
+        "existing shared directory inside /root",
+        |t| {
+            set(t, "shared_dir.kind", "existing");
+            set(t, "shared_dir.path", "/root/share");
+        },
+        "`shared_dir.path`: `/root/share` is inside the system directory `/root`",
+    ),
+    (
+        "shared directory reaching /etc through ..",
+        |t| set(t, "shared_dir.path", "/mnt/../etc"),
+        "`shared_dir.path`: `/mnt/../etc` (`/etc` once normalised) is the system directory \
+         `/etc`",
+    ),
+    (
+        "shared directory inside /etc behind double slashes",
+        |t| set(t, "shared_dir.path", "//etc//ke2/"),
+        "`shared_dir.path`: `//etc//ke2/` (`/etc/ke2` once normalised) is inside the system \
+         directory `/etc`",
+    ),
+    (
+        "shared directory that climbs above the root",
+        |t| set(t, "shared_dir.path", "/mnt/../../etc"),
+        "`shared_dir.path`: `/mnt/../../etc` climbs above the root directory `/` with `..`",
+    ),
+    (
+        "shared directory on the root",
+        |t| set(t, "shared_dir.path", "/"),
+        "`shared_dir.path`: must not be the root directory `/`",
+    ),
+    (
+        "shared directory on the root once normalised",
+        |t| set(t, "shared_dir.path", "/mnt/./.."),
+        "`shared_dir.path`: must not be the root directory `/`",
+    ),
+    (
+        "shared directory with a control character",
+        |t| set(t, "shared_dir.path", "/mnt/glu\u{1b}ster"),
+        "`shared_dir.path`: `/mnt/glu\\u{1b}ster` contains the control character `\\u{1b}`",
+    ),
+    (
+        "brick on /var/lib",
+        |t| set(t, "shared_dir.brick", "/var/lib"),
+        "`shared_dir.brick`: `/var/lib` is the system directory `/var/lib`",
+    ),
+    (
+        "brick inside /var/lib/docker",
+        |t| set(t, "shared_dir.brick", "/var/lib/docker/brick"),
+        "`shared_dir.brick`: `/var/lib/docker/brick` is inside the system directory \
+         `/var/lib/docker`",
+    ),
+    (
+        "brick inside /var/lib/glusterd",
+        |t| set(t, "shared_dir.brick", "/var/lib/glusterd/vols/gvol0"),
+        "`shared_dir.brick`: `/var/lib/glusterd/vols/gvol0` is inside the system directory \
+         `/var/lib/glusterd`",
+    ),
+    (
+        "brick inside /boot through . and ..",
+        |t| set(t, "shared_dir.brick", "/srv/./../boot/brick"),
+        "`shared_dir.brick`: `/srv/./../boot/brick` (`/boot/brick` once normalised) is \
+         inside the system directory `/boot`",
+    ),
+    (
+        "brick inside /dev",
+        |t| set(t, "shared_dir.brick", "/dev/shm/brick"),
+        "`shared_dir.brick`: `/dev/shm/brick` is inside the system directory `/dev`",
+    ),
+    (
+        "brick inside /proc",
+        |t| set(t, "shared_dir.brick", "/proc/brick"),
+        "`shared_dir.brick`: `/proc/brick` is inside the system directory `/proc`",
+    ),
+    (
+        "brick on /sys with a trailing slash",
+        |t| set(t, "shared_dir.brick", "/sys/"),
+        "`shared_dir.brick`: `/sys/` (`/sys` once normalised) is the system directory `/sys`",
+    ),
+    (
+        "brick that climbs above the root",
+        |t| set(t, "shared_dir.brick", "/.."),
+        "`shared_dir.brick`: `/..` climbs above the root directory `/` with `..`",
+    ),
+    (
+        "brick equal to the mount point once normalised",
+        |t| set(t, "shared_dir.brick", "/mnt//gluster/."),
+        "`shared_dir.brick`: `/mnt//gluster/.` overlaps the mount point `/mnt/gluster` \
+         (`shared_dir.path`)",
+    ),
+    (
+        "mount point inside the brick",
+        |t| set(t, "shared_dir.path", "/var/glustervol0/mnt"),
+        "`shared_dir.brick`: `/var/glustervol0` overlaps the mount point \
+         `/var/glustervol0/mnt` (`shared_dir.path`)",
+    ),
+    (
+        "mount point inside the brick through ..",
+        |t| set(t, "shared_dir.path", "/mnt/../var/glustervol0/x"),
+        "`shared_dir.brick`: `/var/glustervol0` overlaps the mount point \
+         `/mnt/../var/glustervol0/x` (`shared_dir.path`)",
+    ),
+    (
+        "archive on /var/lib/pgsql",
+        |t| set(t, "postgres.archive_dir", "/var/lib/pgsql"),
+        "`postgres.archive_dir`: `/var/lib/pgsql` is the system directory `/var/lib/pgsql`",
+    ),
+    (
+        "archive on /var/lib/postgresql with a trailing slash",
+        |t| set(t, "postgres.archive_dir", "/var/lib/postgresql/"),
+        "`postgres.archive_dir`: `/var/lib/postgresql/` (`/var/lib/postgresql` once \
+         normalised) is the system directory `/var/lib/postgresql`",
+    ),
+    (
+        "archive inside /tmp",
+        |t| set(t, "postgres.archive_dir", "/tmp/archive"),
+        "`postgres.archive_dir`: `/tmp/archive` is inside the system directory `/tmp`",
+    ),
+    (
+        "archive on / through ..",
+        |t| set(t, "postgres.archive_dir", "/var/.."),
+        "`postgres.archive_dir`: must not be the root directory `/`",
+    ),
+    (
+        "relative archive",
+        |t| set(t, "postgres.archive_dir", "archivedir"),
+        "`postgres.archive_dir`: `archivedir` is not an absolute path",
+    ),
+    (
+        "archive inside the shared directory",
+        |t| set(t, "postgres.archive_dir", "/mnt/gluster/archive"),
+        "`postgres.archive_dir`: `/mnt/gluster/archive` is inside the shared directory \
+         `/mnt/gluster` (`shared_dir.path`); every host would archive its WAL into one place",
+    ),
+    (
+        "archive inside an existing shared directory",
+        |t| {
+            set(t, "shared_dir.kind", "existing");
+            set(t, "shared_dir.path", "/srv/ke2");
+            set(t, "postgres.archive_dir", "/srv//ke2/wal");
+        },
+        "`postgres.archive_dir`: `/srv//ke2/wal` is inside the shared directory `/srv/ke2` \
+         (`shared_dir.path`); every host would archive its WAL into one place",
+    ),
+    (
+        "archive equal to the shared directory",
+        |t| set(t, "postgres.archive_dir", "/mnt/gluster/"),
+        "`postgres.archive_dir`: `/mnt/gluster/` is the shared directory `/mnt/gluster` \
+         (`shared_dir.path`); every host would archive its WAL into one place",
+    ),
+    (
+        "archive holding the shared directory",
+        |t| set(t, "postgres.archive_dir", "/mnt"),
+        "`postgres.archive_dir`: `/mnt` holds the shared directory `/mnt/gluster` \
+         (`shared_dir.path`), which every host would mount inside its WAL archive",
+    ),
+    (
+        "archive inside the brick",
+        |t| set(t, "postgres.archive_dir", "/var/glustervol0/archive"),
+        "`postgres.archive_dir`: `/var/glustervol0/archive` overlaps the Gluster brick \
+         `/var/glustervol0` (`shared_dir.brick`), whose contents only Gluster may write",
+    ),
+    // ---- Host names ----
+    (
+        "host named by an IPv4 address",
+        |t| set(t, "hosts[0].name", "10.20.0.1"),
+        "`hosts[0].name`: `10.20.0.1` is an IP address, not a host name (put it in `address`)",
+    ),
+    (
+        "host named by an IPv6 address",
+        |t| set(t, "hosts[1].name", "fe80::1"),
+        "`hosts[1].name`: `fe80::1` is an IP address, not a host name (put it in `address`)",
+    ),
+    (
+        "host named localhost",
+        |t| set(t, "hosts[2].name", "localhost"),
+        "`hosts[2].name`: `localhost` resolves to the loopback address on every host, not to \
+         this host",
+    ),
+    (
+        "host named LocalHost",
+        |t| set(t, "hosts[0].name", "LocalHost"),
+        "`hosts[0].name`: `LocalHost` resolves to the loopback address on every host, not to \
+         this host",
+    ),
+    (
+        "host in the localhost domain",
+        |t| set(t, "hosts[1].name", "db.localhost"),
+        "`hosts[1].name`: `db.localhost` resolves to the loopback address on every host, not \
+         to this host",
+    ),
+    (
+        "host name whose first label exceeds 63 bytes",
+        |t| set(t, "hosts[0].name", format!("{}.lab", "a".repeat(64))),
+        "`hosts[0].name`: the first label of \
+         `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.lab` is 64 bytes \
+         long, beyond the 63 of a container's host name",
+    ),
+    (
+        "host name beyond 253 bytes, shown cut at 200 characters",
+        |t| set(t, "hosts[1].name", vec!["b".repeat(60); 5].join(".")),
+        "`hosts[1].name`: `bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.\
+         bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.\
+         bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.\
+         bbbbbbbbbbbbbbbbb…` is 304 bytes long, beyond DNS's 253",
+    ),
+    (
+        "host name longer than PostgreSQL's application_name",
+        |t| {
+            set(
+                t,
+                "hosts[2].name",
+                format!("ke2-server3.{}", "c".repeat(52)),
+            )
+        },
+        "`hosts[2].name`: `ke2-server3.cccccccccccccccccccccccccccccccccccccccccccccccccccc` \
+         is 64 bytes long; it is PostgreSQL's `application_name`, which keeps 63 bytes, so a \
+         host name is at most 63",
+    ),
+    (
+        "host name with an escape character",
+        |t| set(t, "hosts[0].name", "ke2\u{1b}[2Jserver1"),
+        "`hosts[0].name`: `ke2\\u{1b}[2Jserver1` contains the control character `\\u{1b}`",
+    ),
+    (
+        "host name with a newline",
+        |t| set(t, "hosts[1].name", "ke2-server2\n"),
+        "`hosts[1].name`: `ke2-server2\\u{a}` contains the control character `\\u{a}`",
+    ),
+    (
+        "cluster name with a NUL",
+        |t| set(t, "cluster.name", "ke2\u{0}"),
+        "`cluster.name`: `ke2\\u{0}` contains the control character `\\u{0}`",
+    ),
+    (
+        "cluster name with a DEL",
+        |t| set(t, "cluster.name", "ke2\u{7f}lab"),
+        "`cluster.name`: `ke2\\u{7f}lab` contains the control character `\\u{7f}`",
+    ),
+    (
+        "more hosts than Pgpool-II's backends",
+        |t| {
+            set(t, "network.prefix", 16);
+            set_host_count(t, 129);
+        },
+        "`hosts`: 129 hosts exceed Pgpool-II's limit of 128 backends (each host is one)",
+    ),
+    // ---- Ports ----
+    (
+        "postgres on a privileged port",
+        |t| set(t, "ports.postgres", 80),
+        "`ports.postgres`: port `80` out of range 1024..=65535",
+    ),
+    (
+        "pcp on sshd's port",
+        |t| set(t, "ports.pcp", 22),
+        "`ports.pcp`: port `22` out of range 1024..=65535",
+    ),
+    (
+        "pgpool just below 1024",
+        |t| set(t, "ports.pgpool", 1023),
+        "`ports.pgpool`: port `1023` out of range 1024..=65535",
+    ),
+    (
+        "watchdog on glusterd's management port",
+        |t| set(t, "ports.watchdog", 24007),
+        "`ports.watchdog`: port `24007` collides with glusterd's management port \
+         (`24007/tcp`, fixed)",
+    ),
+    (
+        "heartbeat on glusterd's RDMA port",
+        |t| set(t, "ports.heartbeat", 24008),
+        "`ports.heartbeat`: port `24008` collides with glusterd's RDMA port (`24008/tcp`, fixed)",
+    ),
+    (
+        "postgres at the start of the brick ports",
+        |t| set(t, "ports.postgres", 49152),
+        "`ports.postgres`: port `49152` is inside Gluster's brick port range \
+         (`49152-60999/tcp`, fixed)",
+    ),
+    (
+        "pgpool at the end of the brick ports",
+        |t| set(t, "ports.pgpool", 60999),
+        "`ports.pgpool`: port `60999` is inside Gluster's brick port range \
+         (`49152-60999/tcp`, fixed)",
+    ),
+    (
+        "data path port inside the brick ports",
+        |t| set(t, "swarm.data_path_port", 50000),
+        "`swarm.data_path_port`: port `50000` is inside Gluster's brick port range \
+         (`49152-60999/tcp`, fixed)",
+    ),
+    (
+        "watchdog on postgres's port",
+        |t| set(t, "ports.postgres", 9000),
+        "`ports.watchdog`: port `9000` collides with `ports.postgres`",
+    ),
+    (
+        "data path port on the heartbeat port",
+        |t| set(t, "swarm.data_path_port", 9694),
+        "`swarm.data_path_port`: port `9694` collides with `ports.heartbeat`",
+    ),
+    // ---- Passwords (never echoed) ----
+    (
+        "password starting with a hyphen",
+        |t| set(t, "credentials.postgres", "-secret"),
+        "`credentials.postgres`: starts with `-`, which commands would read as an option",
+    ),
+    (
+        "password with a NUL",
+        |t| set(t, "credentials.pgpool_key", "ab\u{0}cd"),
+        "`credentials.pgpool_key`: contains a control character (use printable ASCII without \
+         quotes, `$`, `\\` or `:`)",
+    ),
+    (
+        "password with an escape character",
+        |t| set(t, "credentials.kompira", "ab\u{1b}cd"),
+        "`credentials.kompira`: contains a control character (use printable ASCII without \
+         quotes, `$`, `\\` or `:`)",
+    ),
+    (
+        "password with a newline",
+        |t| set(t, "credentials.repl", "line\nbreak"),
+        "`credentials.repl`: contains a control character (use printable ASCII without \
+         quotes, `$`, `\\` or `:`)",
+    ),
+    (
+        "password with a DEL",
+        |t| set(t, "credentials.pgpool", "abc\u{7f}"),
+        "`credentials.pgpool`: contains a control character (use printable ASCII without \
+         quotes, `$`, `\\` or `:`)",
+    ),
+    // ---- Clearer parse errors ----
+    (
+        "quoted data path port",
+        |t| set(t, "swarm.data_path_port", "4789"),
+        "`swarm.data_path_port`: the number `\"4789\"` is quoted, which makes it a string; \
+         drop the quotes: `data_path_port = 4789`",
+    ),
+    (
+        "quoted postgres port",
+        |t| set(t, "ports.postgres", "5433"),
+        "`ports.postgres`: the number `\"5433\"` is quoted, which makes it a string; drop the \
+         quotes: `postgres = 5433`",
+    ),
+    (
+        "quoted prefix",
+        |t| set(t, "network.prefix", "24"),
+        "`network.prefix`: the number `\"24\"` is quoted, which makes it a string; drop the \
+         quotes: `prefix = 24`",
+    ),
+    (
+        "quoted replica count",
+        |t| set(t, "stack.swarm_replicas", "3"),
+        "`stack.swarm_replicas`: the number `\"3\"` is quoted, which makes it a string; drop \
+         the quotes: `swarm_replicas = 3`",
+    ),
+    (
+        "one [hosts] table instead of [[hosts]]",
+        |t| {
+            let first = hosts(t)[0].clone();
+            t.insert("hosts".into(), first);
+        },
+        "`hosts`: `[hosts]` is a single table; write each host as its own `[[hosts]]` (an \
+         array of tables)",
+    ),
+    (
+        "[[network]] instead of [network]",
+        |t| {
+            let network = t["network"].clone();
+            t.insert("network".into(), Value::Array(vec![network]));
+        },
+        "`network`: `[[network]]` is an array of tables; write `[network]` (one table)",
+    ),
+    (
+        "unknown platform with an escape character",
+        |t| set(t, "hosts[0].platform", "deb\u{1b}[31mian"),
+        "`hosts[0].platform`: unknown platform `deb\\u{1b}[31mian` (expected `debian` or \
+         `rhel9`)",
+    ),
+    (
+        "unknown nic, shown cut at 200 characters",
+        |t| set(t, "hosts[1].nic", "x".repeat(300)),
+        "`hosts[1].nic`: unknown nic `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\
+         xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\
+         xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…` (expected `virtio`, \
+         `vmxnet3`, `e1000` or `e1000e`)",
+    ),
 ];
+
+/// How many cases of `INVALID` came before the rules of issue 13; the
+/// rest are its refused topologies.
+const INVALID_BEFORE_ISSUE_13: usize = 57;
 
 #[test]
 fn malformed_topologies_are_rejected_naming_the_field() {
     assert!(INVALID.len() >= 20);
+    assert!(
+        INVALID.len() - INVALID_BEFORE_ISSUE_13 >= 30,
+        "{}",
+        INVALID.len()
+    );
     let mut failures = Vec::new();
     for (label, edit, expected) in INVALID {
         let mut table = minimal();
@@ -674,8 +1179,8 @@ const UNPARSABLE: &[(&str, Edit, &[&str])] = &[
         &["missing field `address`"],
     ),
     (
-        "prefix as a string",
-        |t| set(t, "network.prefix", "24"),
+        "prefix as a word",
+        |t| set(t, "network.prefix", "wide"),
         &["invalid type", "prefix", "line"],
     ),
     (
@@ -719,12 +1224,55 @@ fn toml_syntax_errors_show_the_line() {
 fn a_missing_file_is_a_read_error_naming_the_path() {
     let error = Topology::load(Path::new("/nonexistent/topology.toml")).unwrap_err();
     assert!(matches!(error, TopologyError::Read { .. }));
-    assert!(
-        error
-            .to_string()
-            .starts_with("cannot read `/nonexistent/topology.toml`: "),
-        "{error}"
+    // The path and the OS error, each once.
+    assert_eq!(
+        error.to_string(),
+        "cannot read `/nonexistent/topology.toml`: No such file or directory (os error 2)"
     );
+}
+
+#[test]
+fn a_directory_is_a_read_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = Topology::load(dir.path()).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, TopologyError::Read { .. }), "{error:?}");
+    assert_eq!(
+        text.matches(&*dir.path().to_string_lossy()).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("(os error 21)"), "{text}");
+}
+
+/// serde's messages echo keys and values too; a control character in them
+/// reaches the terminal escaped.
+#[test]
+fn parse_errors_escape_control_characters() {
+    let text = MINIMAL.replace("[network]", "[network]\n\"col\\u001b[31mour\" = 1");
+    let error = Topology::from_toml_str(&text).unwrap_err();
+    let TopologyError::Parse { message } = &error else {
+        panic!("expected a parse error, got {error:?}");
+    };
+    assert!(
+        message.contains("unknown field `col\\u{1b}[31mour`"),
+        "{message}"
+    );
+    assert!(!message.contains('\u{1b}'), "{message:?}");
+    assert!(message.contains("line"), "{message}");
+}
+
+#[test]
+fn parse_errors_cut_long_values() {
+    let long = "z".repeat(500);
+    let text = MINIMAL.replace("[network]", &format!("[network]\n{long} = 1"));
+    let TopologyError::Parse { message } = Topology::from_toml_str(&text).unwrap_err() else {
+        panic!("expected a parse error");
+    };
+    for line in message.lines() {
+        assert!(line.chars().count() <= 201, "{line}");
+    }
+    assert!(message.contains('…'), "{message}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1009,5 +1557,128 @@ proptest! {
             error.to_string(),
             format!("`hosts[{i}].address`: duplicate address `{address}` (also used by `hosts[{j}]`)")
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Normalised paths cannot be bypassed
+// ---------------------------------------------------------------------------
+
+/// The system directories refused with everything inside them.
+const REFUSED_TREES: &[&str] = &[
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/var/lib/docker",
+    "/var/lib/glusterd",
+    "/boot",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/root",
+    "/home",
+    "/tmp",
+];
+
+/// The ones refused only as themselves: the default archive lies inside.
+const REFUSED_EXACTLY: &[&str] = &["/var/lib", "/var/lib/pgsql", "/var/lib/postgresql"];
+
+/// What may stand before each component: `/` said in other ways.
+const SEPARATORS: &[&str] = &[
+    "/",
+    "//",
+    "/./",
+    "/.//./",
+    "/x/../",
+    "/x/y/../../",
+    "/./x/.././",
+];
+const ENDINGS: &[&str] = &["", "/", "/.", "//", "/x/.."];
+
+/// `dir` with each `/` replaced by one of [`SEPARATORS`] and an ending.
+fn disguised(dir: &str, seps: &[usize], ending: usize) -> String {
+    let mut out = String::new();
+    for (i, part) in dir.split('/').filter(|p| !p.is_empty()).enumerate() {
+        out.push_str(SEPARATORS[seps[i % seps.len()] % SEPARATORS.len()]);
+        out.push_str(part);
+    }
+    out.push_str(ENDINGS[ending % ENDINGS.len()]);
+    out
+}
+
+fn refusal(field: &str, value: &str) -> Option<String> {
+    let mut table = minimal();
+    set(&mut table, field, value);
+    match Topology::from_toml_str(&render(&table)) {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => None,
+    }
+}
+
+#[test]
+fn every_disguise_of_a_system_directory_is_refused() {
+    for field in [
+        "shared_dir.path",
+        "shared_dir.brick",
+        "postgres.archive_dir",
+    ] {
+        for dir in REFUSED_TREES.iter().chain(REFUSED_EXACTLY) {
+            for sep in 0..SEPARATORS.len() {
+                for ending in 0..ENDINGS.len() {
+                    let value = disguised(dir, &[sep], ending);
+                    let message = refusal(field, &value)
+                        .unwrap_or_else(|| panic!("`{field}` = `{value}` accepted"));
+                    assert!(
+                        message.ends_with(&format!("is the system directory `{dir}`")),
+                        "{value}: {message}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn disguised_paths_inside_system_trees_are_refused(
+        dir in proptest::sample::select(REFUSED_TREES),
+        seps in proptest::collection::vec(0..SEPARATORS.len(), 1..5),
+        ending in 0..ENDINGS.len(),
+        field in proptest::sample::select(&["shared_dir.path", "shared_dir.brick", "postgres.archive_dir"][..]),
+        leaf in "[a-z]{1,8}",
+    ) {
+        let value = disguised(&format!("{dir}/{leaf}"), &seps, ending);
+        let message = refusal(field, &value);
+        prop_assert!(message.is_some(), "`{}` = `{}` accepted", field, value);
+        let message = message.unwrap();
+        prop_assert!(
+            message.ends_with(&format!("is inside the system directory `{dir}`")),
+            "{}: {}", value, message
+        );
+        prop_assert!(message.starts_with(&format!("`{field}`: ")), "{}", message);
+    }
+
+    #[test]
+    fn climbing_above_the_root_is_refused_however_written(
+        ups in 1usize..4,
+        seps in proptest::collection::vec(0..SEPARATORS.len(), 1..4),
+    ) {
+        // `/a/../..` and so on: one `..` more than there are components.
+        let value = format!("{}{}", disguised("/a", &seps, 0), "/..".repeat(ups + 1));
+        let message = refusal("shared_dir.path", &value).unwrap();
+        prop_assert!(message.contains("climbs above the root directory"), "{}: {}", value, message);
+    }
+
+    #[test]
+    fn disguised_default_archive_stays_valid(
+        seps in proptest::collection::vec(0..SEPARATORS.len(), 1..5),
+        ending in 0..ENDINGS.len(),
+    ) {
+        let value = disguised("/var/lib/pgsql/archivedir", &seps, ending);
+        prop_assert_eq!(refusal("postgres.archive_dir", &value), None, "{}", value);
     }
 }

@@ -295,6 +295,7 @@ impl Lab {
 
     /// Re-attaches to a running lab by its run id (for `status`, `exec`).
     pub async fn attach(run: &str) -> Result<Lab> {
+        check_run_id(run)?;
         let docker = connect().await?;
         let containers = list_containers(&docker, Some(run)).await?;
         if containers.is_empty() {
@@ -835,6 +836,97 @@ fn new_run_id() -> String {
     format!("r{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
+/// Whether `id` has exactly the form [`new_run_id`] makes: `r` and six
+/// lowercase hex digits. A run id names a directory under `home()/runs/`
+/// and a label filter, so anything else (`../x`, `/`, `a/b`, empty) could
+/// point outside the run's own state.
+pub fn is_run_id(id: &str) -> bool {
+    id.len() == 7
+        && id.starts_with('r')
+        && id[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A run id that [`is_run_id`] refuses: bad input (the CLI exits 2), found
+/// before Docker is contacted.
+#[derive(Debug)]
+pub struct BadRunId(pub String);
+
+impl std::fmt::Display for BadRunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`--run`: invalid run id `{}` (expected `r` and 6 lowercase hex digits, \
+             as `ke2lab up` prints, e.g. `r1a2b3c`)",
+            ke2lab::topology::shown(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for BadRunId {}
+
+/// [`is_run_id`] as an error.
+pub fn check_run_id(id: &str) -> Result<(), BadRunId> {
+    if is_run_id(id) {
+        Ok(())
+    } else {
+        Err(BadRunId(id.to_string()))
+    }
+}
+
+/// The directory to delete for `candidate`, a run's state directory, if it
+/// is one: once canonicalised (symlinks and `..` resolved), a directory
+/// named like a run id directly under `home/runs/` (itself canonicalised).
+/// Anything else, such as `/`, a path outside, a symlink under `runs/`
+/// pointing outside, `runs/` itself, an empty or missing path, is `None`:
+/// the paths come from container labels, which anyone with the engine can
+/// set, and from the command line.
+pub fn state_dir_to_remove(home: &Path, candidate: &Path) -> Option<PathBuf> {
+    if candidate.as_os_str().is_empty() {
+        return None;
+    }
+    let runs = home.join("runs").canonicalize().ok()?;
+    let dir = candidate.canonicalize().ok()?;
+    let named_as_run = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_run_id);
+    (dir.parent() == Some(runs.as_path()) && named_as_run && dir.is_dir()).then_some(dir)
+}
+
+/// Removes a run's state directory through [`state_dir_to_remove`]; a
+/// refused one stays and is warned about, unless it is simply a run's
+/// directory that is gone already (a run's label and its id name the same
+/// directory, so the second removal finds nothing). Returns what it removed.
+pub fn remove_state_dir(home: &Path, candidate: &Path) -> Option<PathBuf> {
+    match state_dir_to_remove(home, candidate) {
+        Some(dir) => match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!("warning: cannot remove `{}`: {e}", dir.display());
+                None
+            }
+        },
+        None => {
+            let lexically_a_run = candidate.parent() == Some(home.join("runs").as_path())
+                && candidate
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_run_id);
+            let gone = candidate.symlink_metadata().is_err();
+            if !(lexically_a_run && gone) {
+                eprintln!(
+                    "warning: not removing `{}`: not a run's state directory under `{}`",
+                    ke2lab::topology::shown(&candidate.to_string_lossy()),
+                    home.join("runs").display()
+                );
+            }
+            None
+        }
+    }
+}
+
 fn mask(prefix: u8) -> u32 {
     if prefix == 0 {
         0
@@ -989,6 +1081,9 @@ pub async fn leftovers(docker: &Docker, run: Option<&str>) -> Result<Leftovers> 
 /// Removes what one run (or, with `None`, every run) left: containers first,
 /// then networks and volumes, then the state directories.
 pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
+    if let Some(r) = run {
+        check_run_id(r)?;
+    }
     let found = leftovers(docker, run).await?;
     let state_dirs: Vec<String> = list_containers(docker, run)
         .await?
@@ -1028,11 +1123,13 @@ pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
             .or_else(ignore_missing)
             .with_context(|| format!("cannot remove volume `{v}`"))?;
     }
+    // Only what lies under `home()/runs/` is deleted, whatever a label says.
+    let home = home();
     for d in state_dirs {
-        std::fs::remove_dir_all(d).ok();
+        remove_state_dir(&home, Path::new(&d));
     }
     if let Some(r) = run {
-        std::fs::remove_dir_all(home().join("runs").join(r)).ok();
+        remove_state_dir(&home, &home.join("runs").join(r));
     }
     Ok(found)
 }
@@ -1179,6 +1276,122 @@ mod tests {
         Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))
             .unwrap()
             .topology
+    }
+
+    #[test]
+    fn run_ids_are_exactly_what_new_run_id_makes() {
+        for _ in 0..1000 {
+            let id = new_run_id();
+            assert!(is_run_id(&id), "{id}");
+        }
+        for good in ["r000000", "rabcdef", "r1a2b3c"] {
+            assert!(check_run_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "../x",
+            "a/b",
+            "/tmp/r123456",
+            "r12345",
+            "r1234567",
+            "R123456",
+            "r12345G",
+            "r12345g",
+            "x123456",
+            "r12 456",
+            "r123\n56",
+            "r/../..",
+            "..",
+            ".",
+        ] {
+            assert!(!is_run_id(bad), "{bad:?}");
+        }
+        assert_eq!(
+            check_run_id("../x").unwrap_err().to_string(),
+            "`--run`: invalid run id `../x` (expected `r` and 6 lowercase hex digits, \
+             as `ke2lab up` prints, e.g. `r1a2b3c`)"
+        );
+        assert_eq!(
+            check_run_id("r\u{1b}[2J").unwrap_err().to_string(),
+            "`--run`: invalid run id `r\\u{1b}[2J` (expected `r` and 6 lowercase hex digits, \
+             as `ke2lab up` prints, e.g. `r1a2b3c`)"
+        );
+    }
+
+    /// Only a run's own directory under `home/runs/` is ever deleted:
+    /// sentinels outside it, reached through `..`, `/`, an absolute path, a
+    /// symlink under `runs/` or an empty label, survive.
+    #[test]
+    fn only_run_state_directories_under_runs_are_removed() {
+        use std::os::unix::fs::symlink;
+
+        let home = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let runs = home.path().join("runs");
+        let run = runs.join("r0a0b0c");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("topology.toml"), "x").unwrap();
+        let beside = home.path().join("build");
+        std::fs::create_dir_all(&beside).unwrap();
+        let sentinels = [
+            beside.join("sentinel"),
+            home.path().join("sentinel"),
+            elsewhere.path().join("sentinel"),
+            runs.join("sentinel"),
+        ];
+        for s in &sentinels {
+            std::fs::write(s, "keep").unwrap();
+        }
+        let not_a_run = runs.join("notarun");
+        std::fs::create_dir_all(&not_a_run).unwrap();
+        let link = runs.join("r0d0e0f");
+        symlink(elsewhere.path(), &link).unwrap();
+
+        let refused: Vec<PathBuf> = vec![
+            PathBuf::from("../x"),
+            PathBuf::from("/"),
+            PathBuf::new(),
+            elsewhere.path().to_path_buf(),
+            home.path().to_path_buf(),
+            beside.clone(),
+            runs.clone(),
+            runs.join("."),
+            runs.join("r0a0b0c/.."),
+            runs.join("..").join("build"),
+            runs.join("r0a0b0c/../../build"),
+            link.clone(),
+            not_a_run.clone(),
+            runs.join("sentinel"),
+        ];
+        for candidate in &refused {
+            assert_eq!(
+                state_dir_to_remove(home.path(), candidate),
+                None,
+                "{candidate:?}"
+            );
+            assert_eq!(
+                remove_state_dir(home.path(), candidate),
+                None,
+                "{candidate:?}"
+            );
+        }
+        for s in &sentinels {
+            assert_eq!(std::fs::read_to_string(s).unwrap(), "keep", "{s:?}");
+        }
+        assert!(not_a_run.is_dir());
+        assert!(link.symlink_metadata().is_ok(), "the symlink itself stays");
+        assert!(run.is_dir(), "nothing refused touched the run");
+
+        let canonical = run.canonicalize().unwrap();
+        let removed = remove_state_dir(home.path(), &run).expect("the run's directory");
+        assert_eq!(removed, canonical);
+        assert!(!run.exists());
+        // Gone already: nothing to do, and nothing else removed.
+        assert_eq!(remove_state_dir(home.path(), &run), None);
+        for s in &sentinels {
+            assert_eq!(std::fs::read_to_string(s).unwrap(), "keep", "{s:?}");
+        }
     }
 
     #[test]

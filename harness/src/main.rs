@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::probe::swarm;
@@ -128,11 +128,33 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let bad_input = e
-                .chain()
-                .any(|c| c.is::<TopologyError>() || c.is::<ke2lab::steps::checkout::TreeError>());
             eprintln!("error: {e:#}");
-            ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// `EXIT_BAD_INPUT` when the error is the user's input (a topology, a
+/// ke2-docker checkout, a run id), else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let bad_input = e.chain().any(|c| {
+        c.is::<TopologyError>()
+            || c.is::<ke2lab::steps::checkout::TreeError>()
+            || c.is::<lab::BadRunId>()
+    });
+    if bad_input { EXIT_BAD_INPUT } else { 1 }
+}
+
+impl Command {
+    /// The `--run` argument of the commands that take one.
+    fn run_arg(&self) -> Option<&str> {
+        match self {
+            Command::Status { run }
+            | Command::Exec { run, .. }
+            | Command::Down { run, .. }
+            | Command::Provision { run }
+            | Command::Stack { run, .. } => run.as_deref(),
+            Command::Up { .. } | Command::Install { .. } | Command::Check { .. } => None,
         }
     }
 }
@@ -153,7 +175,11 @@ fn log_filter(var: Option<&str>) -> String {
 
 fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
     let v = match path {
-        Some(p) => Topology::load(p).with_context(|| format!("topology `{}`", p.display()))?,
+        // A read error names the path itself; any other gets it as context.
+        Some(p) => Topology::load(p).map_err(|e| match e {
+            TopologyError::Read { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!("topology `{}`", p.display())),
+        })?,
         None => Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))?,
     };
     for w in &v.warnings {
@@ -163,6 +189,11 @@ fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // A run id names a directory to delete and a label to filter on: it is
+    // checked before anything else, Docker included.
+    if let Some(r) = cli.command.run_arg() {
+        lab::check_run_id(r)?;
+    }
     match cli.command {
         Command::Up {
             topology,
@@ -500,4 +531,79 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
     let report = ke2lab::install::install(&cx).await?;
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(args: &[&str]) -> anyhow::Error {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(run(cli)).unwrap_err()
+    }
+
+    /// Refused before Docker is contacted: without the check these would
+    /// reach `lab::connect` and fail with another message or exit code.
+    #[test]
+    fn a_bad_run_id_is_bad_input_naming_run() {
+        for value in ["../x", "/", "/tmp/r123456", "", "a/b", "r12345"] {
+            for command in [
+                &["ke2lab", "down", "--run", value][..],
+                &["ke2lab", "status", "--run", value],
+                &["ke2lab", "provision", "--run", value],
+                &["ke2lab", "exec", "--run", value, "h", "--", "true"],
+                &["ke2lab", "stack", "--run", value, "--rm"],
+            ] {
+                let e = refused(command);
+                assert_eq!(exit_code(&e), EXIT_BAD_INPUT, "{command:?}: {e:#}");
+                assert_eq!(
+                    format!("{e:#}"),
+                    format!(
+                        "`--run`: invalid run id `{value}` (expected `r` and 6 lowercase hex \
+                         digits, as `ke2lab up` prints, e.g. `r1a2b3c`)"
+                    ),
+                    "{command:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_topology_names_its_path_once() {
+        let path = PathBuf::from("/nonexistent/ke2lab/topology.toml");
+        let e = load_topology(Some(&path)).unwrap_err();
+        let text = format!("{e:#}");
+        assert_eq!(
+            text,
+            "cannot read `/nonexistent/ke2lab/topology.toml`: No such file or directory \
+             (os error 2)"
+        );
+        assert_eq!(exit_code(&e), EXIT_BAD_INPUT);
+    }
+
+    #[test]
+    fn an_invalid_topology_names_its_path_as_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            include_str!("../../fixtures/topologies/three-node.toml")
+                .replace("/mnt/gluster", "/etc/gluster"),
+        )
+        .unwrap();
+        let e = load_topology(Some(&path)).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "topology `{}`: `shared_dir.path`: `/etc/gluster` is inside the system \
+                 directory `/etc`",
+                path.display()
+            )
+        );
+        assert_eq!(exit_code(&e), EXIT_BAD_INPUT);
+    }
 }
