@@ -49,6 +49,7 @@ impl Host for ContainerHost {
     }
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
+        let cmd = &*cmd.bounded();
         let input = cmd
             .stdin_bytes()
             .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);

@@ -65,6 +65,8 @@ pub struct Phase {
 pub struct Lab {
     pub(crate) docker: Docker,
     pub run: String,
+    /// The name the user gave it (`ke2lab up --name`).
+    pub name: Option<String>,
     /// The topology with addresses remapped into this run's subnet.
     pub topology: Topology,
     pub subnet: String,
@@ -104,8 +106,19 @@ impl Lab {
     /// until each has sshd and a Docker engine answering. On any failure the
     /// partly created lab is removed, unless `keep` is set.
     pub async fn boot(topology: &Topology, keep: bool) -> Result<Lab> {
+        Lab::boot_as(topology, keep, new_run_id(), None).await
+    }
+
+    /// [`Lab::boot`] with a run id chosen by the caller (so an interrupted
+    /// command knows what to remove) and an optional name for people.
+    pub async fn boot_as(
+        topology: &Topology,
+        keep: bool,
+        run: String,
+        name: Option<String>,
+    ) -> Result<Lab> {
+        check_run_id(&run)?;
         let docker = connect().await?;
-        let run = new_run_id();
         let state_dir = home().join("runs").join(&run);
         let events = EventLog::default();
 
@@ -123,6 +136,7 @@ impl Lab {
         let mut lab = Lab {
             docker,
             run,
+            name,
             topology: topology.clone(),
             subnet: String::new(),
             hosts: Vec::new(),
@@ -323,9 +337,13 @@ impl Lab {
                 .unwrap_or_default();
             hosts.push(ContainerHost::new(docker.clone(), name, spec.name.clone()));
         }
+        let name = containers
+            .iter()
+            .find_map(|c| c.labels.as_ref()?.get(crate::owner::NAME_LABEL).cloned());
         Ok(Lab {
             docker,
             run: run.to_string(),
+            name,
             topology,
             subnet: String::new(),
             hosts,
@@ -382,8 +400,14 @@ impl Lab {
         format!("ke2lab-{}", self.run)
     }
 
+    /// The run label, the owner's labels and the lab's name.
     fn labels(&self) -> HashMap<String, String> {
-        image::run_labels(&self.run)
+        let mut l = image::run_labels(&self.run);
+        l.extend(crate::owner::labels());
+        if let Some(n) = &self.name {
+            l.insert(crate::owner::NAME_LABEL.into(), n.clone());
+        }
+        l
     }
 
     /// The hosts as the core sees them.
@@ -832,7 +856,7 @@ impl Lab {
 }
 
 /// A short random run id; also the suffix of every resource name.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     format!("r{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
@@ -1008,6 +1032,77 @@ pub fn pick_gateway(t: &Topology, lab_net: Ipv4Addr) -> Result<Ipv4Addr> {
 }
 
 /// Every labelled container (all runs when `run` is `None`), running or not.
+/// One lab on this machine, as its labels and run directory describe it.
+#[derive(Clone, Debug)]
+pub struct LabInfo {
+    pub run: String,
+    pub name: Option<String>,
+    pub liveness: crate::owner::Liveness,
+    pub containers: usize,
+}
+
+/// Every lab on this machine (anything carrying the run label: containers,
+/// and networks or volumes a killed run left without containers), newest
+/// first.
+pub async fn labs(docker: &Docker) -> Result<Vec<LabInfo>> {
+    let mut cs = list_containers(docker, None).await?;
+    cs.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
+    let mut by_run: Vec<(String, HashMap<String, String>, usize)> = Vec::new();
+    let mut add = |labels: HashMap<String, String>, container: bool| {
+        let Some(run) = labels.get(RUN_LABEL).cloned() else {
+            return;
+        };
+        match by_run.iter_mut().find(|(r, _, _)| *r == run) {
+            Some(e) => {
+                e.2 += usize::from(container);
+                for (k, v) in labels {
+                    e.1.entry(k).or_insert(v);
+                }
+            }
+            None => by_run.push((run, labels, usize::from(container))),
+        }
+    };
+    for c in cs {
+        add(c.labels.unwrap_or_default(), true);
+    }
+    let filters = HashMap::from([("label", vec![RUN_LABEL.to_string()])]);
+    for n in docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?
+    {
+        add(n.labels.unwrap_or_default(), false);
+    }
+    for v in docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await?
+        .volumes
+        .unwrap_or_default()
+    {
+        add(v.labels, false);
+    }
+    let home = home();
+    Ok(by_run
+        .into_iter()
+        .filter(|(r, _, _)| is_run_id(r))
+        .map(|(run, labels, containers)| {
+            let dir = labels
+                .get(STATE_LABEL)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join("runs").join(&run));
+            LabInfo {
+                liveness: crate::owner::liveness(&labels, &dir),
+                name: labels.get(crate::owner::NAME_LABEL).cloned(),
+                run,
+                containers,
+            }
+        })
+        .collect())
+}
+
 pub async fn list_containers(
     docker: &Docker,
     run: Option<&str>,

@@ -14,6 +14,7 @@ pub mod image;
 pub mod lab;
 pub mod measure;
 pub mod overlay;
+pub mod owner;
 pub mod standin;
 pub mod writer;
 

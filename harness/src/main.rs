@@ -50,6 +50,10 @@ enum Command {
         /// registry access) instead of loading the stand-ins.
         #[arg(long, requires = "stack")]
         real_images: bool,
+        /// A name for the lab, usable wherever `--run` is (lowercase
+        /// letters, digits and `-`, starting with a letter).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Show the labs that are running and their swarm.
     Status {
@@ -64,13 +68,20 @@ enum Command {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Remove a lab (the newest, or `--run ID`), or with `--all` every
-    /// labelled leftover, also of killed runs.
+    /// Remove a lab (the only one, or `--run ID|NAME`); `--stale` every lab
+    /// whose owner process is gone and that `up` did not leave for its user
+    /// (killed runs, dead tests); `--all` every labelled resource on this
+    /// machine, other people's live labs too (asks first, or `--yes`).
     Down {
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["all", "stale"])]
         run: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "stale")]
         all: bool,
+        #[arg(long)]
+        stale: bool,
+        /// With --all: do not ask.
+        #[arg(long, requires = "all")]
+        yes: bool,
     },
     /// Run the install again on a running lab (a re-run repairs and, on a
     /// healthy cluster, changes nothing).
@@ -141,9 +152,23 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<TopologyError>()
             || c.is::<ke2lab::steps::checkout::TreeError>()
             || c.is::<lab::BadRunId>()
+            || c.is::<Refused>()
     });
     if bad_input { EXIT_BAD_INPUT } else { 1 }
 }
+
+/// A command refused before it touched anything (several labs and no
+/// `--run`, a taken `--name`, `--all` without confirmation): bad input.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 impl Command {
     /// The `--run` argument of the commands that take one.
@@ -191,7 +216,9 @@ fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
 async fn run(cli: Cli) -> Result<()> {
     // A run id names a directory to delete and a label to filter on: it is
     // checked before anything else, Docker included.
-    if let Some(r) = cli.command.run_arg() {
+    if let Some(r) = cli.command.run_arg()
+        && !ke2lab_harness::owner::is_lab_name(r)
+    {
         lab::check_run_id(r)?;
     }
     match cli.command {
@@ -201,22 +228,35 @@ async fn run(cli: Cli) -> Result<()> {
             no_install,
             stack,
             real_images,
+            name,
         } => {
             up(
                 topology.as_ref(),
                 keep_on_failure,
                 no_install,
                 stack.as_deref().map(|d| (d, images_of(real_images))),
+                name,
             )
             .await
         }
         Command::Status { run } => status(run).await,
         Command::Exec { run, host, cmd } => exec(run, &host, cmd).await,
-        Command::Down { run, all } => down(run, all).await,
+        Command::Down {
+            run,
+            all,
+            stale,
+            yes,
+        } => down(run, all, stale, yes).await,
         Command::Provision { run } => {
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
-            let report = lab.install().await?;
+            let work = lab.install();
+            let report = tokio::select! {
+                r = work => r?,
+                // The lab was there before: an interrupt stops the work and
+                // leaves it (a re-run repairs what was half done).
+                code = interrupt() => interrupted(code, None).await,
+            };
             println!("{report}");
             Ok(())
         }
@@ -235,9 +275,15 @@ async fn run(cli: Cli) -> Result<()> {
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
             let before = lab.phases.len();
-            let r = match tree {
-                Some(tree) if !rm => stack_up(&mut lab, tree, images_of(real_images)).await,
-                _ => lab.remove_stack(Duration::from_secs(180)).await,
+            let work = async {
+                match tree {
+                    Some(tree) if !rm => stack_up(&mut lab, tree, images_of(real_images)).await,
+                    _ => lab.remove_stack(Duration::from_secs(180)).await,
+                }
+            };
+            let r = tokio::select! {
+                r = work => r,
+                code = interrupt() => interrupted(code, None).await,
             };
             print_step_phases(&lab.phases[before..]);
             r
@@ -335,6 +381,7 @@ async fn up(
     keep: bool,
     no_install: bool,
     stack: Option<(&std::path::Path, StackImages)>,
+    name: Option<String>,
 ) -> Result<()> {
     let t0 = Instant::now();
     let v = load_topology(topology)?;
@@ -343,8 +390,84 @@ async fn up(
         Some((dir, images)) => Some((ke2lab::steps::checkout::Tree::read(dir)?, images)),
         None => None,
     };
+    if let Some(n) = &name {
+        if !ke2lab_harness::owner::is_lab_name(n) {
+            return Err(anyhow::Error::new(Refused(format!(
+                "`--name`: invalid lab name `{}` (lowercase letters, digits and `-`, starting with a letter, at most 32)",
+                ke2lab::topology::shown(n)
+            ))));
+        }
+        let docker = lab::connect().await?;
+        if lab::labs(&docker)
+            .await?
+            .iter()
+            .any(|l| l.name.as_ref() == Some(n))
+        {
+            return Err(anyhow::Error::new(Refused(format!(
+                "`--name`: a lab named `{n}` is already on this machine"
+            ))));
+        }
+    }
+    // The run id is chosen here, so that an interrupt knows what to remove
+    // even while the hosts are still being created.
+    let run = lab::new_run_id();
+    let work = up_work(v, tree, keep, no_install, run.clone(), name, t0);
+    tokio::select! {
+        r = work => r,
+        code = interrupt() => interrupted(code, if keep { None } else { Some(&run) }).await,
+    }
+}
+
+/// The first SIGINT or SIGTERM: 130 or 143, the shell's codes for them.
+async fn interrupt() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    }
+}
+
+/// The work was dropped by a signal: removes the lab this command created
+/// (`remove`), unless a second signal says to leave at once (the lab then
+/// stays for `ke2lab down --stale`), and exits with the signal's code.
+async fn interrupted(code: i32, remove: Option<&str>) -> ! {
+    if let Some(run) = remove {
+        eprintln!(
+            "interrupted; removing run `{run}` (interrupt again to leave it for `ke2lab down --stale`)"
+        );
+        let down = async {
+            match lab::connect().await {
+                Ok(docker) => lab::down_run(&docker, run).await,
+                Err(e) => Err(e),
+            }
+        };
+        tokio::select! {
+            r = down => if let Err(e) = r { eprintln!("warning: removing run `{run}`: {e:#}") },
+            _ = interrupt() => eprintln!("left run `{run}`; `ke2lab down --stale` removes it"),
+        }
+    } else {
+        eprintln!("interrupted");
+    }
+    std::process::exit(code)
+}
+
+async fn up_work(
+    v: Validated,
+    tree: Option<(ke2lab::steps::checkout::Tree, StackImages)>,
+    keep: bool,
+    no_install: bool,
+    run: String,
+    name: Option<String>,
+    t0: Instant,
+) -> Result<()> {
     eprintln!("phase image+boot: …");
-    let mut lab = Lab::boot(&v.topology, keep).await?;
+    let mut lab = Lab::boot_as(&v.topology, keep, run, name).await?;
     print_step_phases(&lab.phases);
     if !no_install {
         eprintln!("run `{}` booted; installing", lab.run);
@@ -356,6 +479,7 @@ async fn up(
         print_step_phases(&lab.phases[before..]);
         if let Err(e) = result {
             if keep {
+                ke2lab_harness::owner::keep(&lab.state_dir).ok();
                 eprintln!(
                     "install failed; hosts kept: `ke2lab exec --run {} {} -- sh -c '…'`, \
                      `ke2lab down --run {}` when done",
@@ -369,6 +493,8 @@ async fn up(
             return Err(e);
         }
     }
+    // The user's lab from now on: `down --stale` leaves it alone.
+    ke2lab_harness::owner::keep(&lab.state_dir)?;
     print_phases(&lab.phases, t0.elapsed().as_secs_f64());
     print_state(&lab).await?;
     println!(
@@ -441,22 +567,45 @@ async fn print_state(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// The run a command acts on: `--run` (a run id, or a lab's name), else
+/// the only lab on this machine. With several and no `--run` it refuses
+/// and lists them: acting on "the newest" could be someone else's lab.
 async fn pick_run(run: Option<String>) -> Result<String> {
+    let docker = lab::connect().await?;
+    let labs = lab::labs(&docker).await?;
     if let Some(r) = run {
-        return Ok(r);
-    }
-    let runs = Lab::runs().await?;
-    match runs.as_slice() {
-        [] => bail!("no lab is running (`ke2lab up` starts one)"),
-        [r] => Ok(r.clone()),
-        [r, ..] => {
-            eprintln!(
-                "several labs are running ({}); using the newest, `{r}`",
-                runs.join(", ")
-            );
-            Ok(r.clone())
+        if lab::is_run_id(&r) {
+            return Ok(r);
         }
+        return labs
+            .iter()
+            .find(|l| l.name.as_deref() == Some(r.as_str()))
+            .map(|l| l.run.clone())
+            .ok_or_else(|| anyhow::Error::new(Refused(format!("`--run`: no lab is named `{r}`"))));
     }
+    match labs.as_slice() {
+        [] => bail!("no lab is running (`ke2lab up` starts one)"),
+        [l] => Ok(l.run.clone()),
+        many => Err(anyhow::Error::new(Refused(format!(
+            "several labs are on this machine; name one with `--run`:\n{}",
+            describe_labs(many)
+        )))),
+    }
+}
+
+fn describe_labs(labs: &[lab::LabInfo]) -> String {
+    labs.iter()
+        .map(|l| {
+            format!(
+                "  {}{}  {} ({} container(s))",
+                l.run,
+                l.name.as_ref().map_or(String::new(), |n| format!(" `{n}`")),
+                l.liveness,
+                l.containers
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn status(run: Option<String>) -> Result<()> {
@@ -490,20 +639,63 @@ async fn exec(run: Option<String>, host: &str, cmd: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-async fn down(run: Option<String>, all: bool) -> Result<()> {
+async fn down(run: Option<String>, all: bool, stale: bool, yes: bool) -> Result<()> {
+    use ke2lab_harness::owner::Liveness;
     let docker = lab::connect().await?;
-    let target = if all {
-        None
-    } else {
-        Some(pick_run(run).await?)
-    };
-    let removed = lab::reap(&docker, target.as_deref()).await?;
+    if stale {
+        let labs = lab::labs(&docker).await?;
+        let mut removed = 0;
+        for l in labs.iter().filter(|l| l.liveness == Liveness::Stale) {
+            lab::reap(&docker, Some(&l.run)).await?;
+            println!("removed stale run `{}`", l.run);
+            removed += 1;
+        }
+        let left = labs.len() - removed;
+        println!("removed {removed} stale lab(s); left {left} live or kept lab(s) alone");
+        return Ok(());
+    }
+    if all {
+        let labs = lab::labs(&docker).await?;
+        let live = labs
+            .iter()
+            .filter(|l| l.liveness != Liveness::Stale)
+            .count();
+        let what = format!(
+            "`--all` removes every lab on this machine: {} lab(s), {live} of them live or kept by their users",
+            labs.len()
+        );
+        if !yes {
+            use std::io::{BufRead, IsTerminal, Write};
+            if !std::io::stdin().is_terminal() {
+                return Err(anyhow::Error::new(Refused(format!(
+                    "{what}; pass `--yes` to confirm (or `--stale` for only the labs nobody owns)"
+                ))));
+            }
+            eprint!("{what}. remove them all? [y/N] ");
+            std::io::stderr().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                println!("nothing removed");
+                return Ok(());
+            }
+        }
+        let removed = lab::reap(&docker, None).await?;
+        println!(
+            "removed {} container(s), {} network(s), {} volume(s) of every run",
+            removed.containers.len(),
+            removed.networks.len(),
+            removed.volumes.len(),
+        );
+        return Ok(());
+    }
+    let target = pick_run(run).await?;
+    let removed = lab::reap(&docker, Some(&target)).await?;
     println!(
-        "removed {} container(s), {} network(s), {} volume(s){}",
+        "removed {} container(s), {} network(s), {} volume(s) of run `{target}`",
         removed.containers.len(),
         removed.networks.len(),
         removed.volumes.len(),
-        target.map_or(" of every run".into(), |r| format!(" of run `{r}`"))
     );
     Ok(())
 }

@@ -1,24 +1,40 @@
 //! Cluster tier: a `ke2lab up` killed with SIGKILL mid-boot leaves labelled
-//! resources behind; `ke2lab down --all` must reap every one of them.
+//! resources behind; `ke2lab down --stale` must reap every one of them and
+//! leave a live lab (owned by this test process) alone. With two labs,
+//! commands without `--run` refuse and list them; `down --all` without a
+//! terminal refuses unless `--yes`.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
+use ke2lab_harness::Lab;
 use ke2lab_harness::lab::{self, leftovers};
+use ke2lab_harness::owner::Liveness;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ke2lab");
 
-#[tokio::test]
-async fn down_all_reaps_a_run_killed_with_sigkill() -> Result<()> {
-    let docker = lab::connect().await?;
-    let before = leftovers(&docker, None).await?;
-    ensure!(
-        before.is_empty(),
-        "labelled resources exist before the test: {before:?}"
-    );
+async fn ke2lab(args: &[&str]) -> Result<std::process::Output> {
+    Ok(tokio::process::Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await?)
+}
 
+#[tokio::test]
+async fn down_stale_reaps_a_killed_run_and_leaves_a_live_one() -> Result<()> {
+    let docker = lab::connect().await?;
+    let topology = Topology::fixture("three-node")?.topology;
+    let live = Lab::boot(&topology, false).await?;
+    let outcome = check(&docker, &live).await;
+    live.teardown().await?;
+    outcome
+}
+
+async fn check(docker: &bollard::Docker, live: &Lab) -> Result<()> {
     let mut up = tokio::process::Command::new(BIN)
         .args(["up", "--no-install"])
         .stdout(Stdio::null())
@@ -27,17 +43,24 @@ async fn down_all_reaps_a_run_killed_with_sigkill() -> Result<()> {
         .spawn()?;
     // Kill it once it has made a network, volumes and containers (the image
     // may need building first on a fresh machine, hence the long timeout).
-    let seen = wait_for(
+    let killed = wait_for(
         "the killed run to have created containers, a network and volumes",
         Duration::from_secs(900),
         || async {
-            match leftovers(&docker, None).await {
+            let labs = match lab::labs(docker).await {
+                Ok(l) => l,
+                Err(e) => return Poll::NotYet(e.to_string()),
+            };
+            let Some(other) = labs.iter().find(|l| l.run != live.run) else {
+                return Poll::NotYet("no second lab yet".into());
+            };
+            match leftovers(docker, Some(&other.run)).await {
                 Ok(l)
                     if l.containers.len() >= 3
                         && !l.networks.is_empty()
                         && l.volumes.len() >= 3 =>
                 {
-                    Poll::Ready(l)
+                    Poll::Ready(other.run.clone())
                 }
                 Ok(l) => Poll::NotYet(format!("{l:?}")),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -47,22 +70,51 @@ async fn down_all_reaps_a_run_killed_with_sigkill() -> Result<()> {
     .await?;
     up.start_kill()?; // SIGKILL
     up.wait().await?;
-    println!("left by the killed run: {seen:?}");
 
-    let out = tokio::process::Command::new(BIN)
-        .args(["down", "--all"])
-        .output()
-        .await?;
+    let labs = lab::labs(docker).await?;
+    let state = |run: &str| labs.iter().find(|l| l.run == run).map(|l| l.liveness);
+    ensure!(
+        state(&live.run) == Some(Liveness::Live) && state(&killed) == Some(Liveness::Stale),
+        "liveness: {labs:?}"
+    );
+
+    // Two labs: no command guesses which one is meant.
+    let out = ke2lab(&["exec", "ke2-server1", "--", "true"]).await?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(2) && err.contains(&live.run) && err.contains(&killed),
+        "exec without --run beside two labs: {:?} {err}",
+        out.status
+    );
+    // `--all` on no terminal asks for `--yes` and removes nothing.
+    let out = ke2lab(&["down", "--all"]).await?;
+    ensure!(
+        out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "down --all without --yes: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        leftovers(docker, Some(&killed)).await?.containers.len() >= 3,
+        "down --all without --yes removed something"
+    );
+
+    let out = ke2lab(&["down", "--stale"]).await?;
     ensure!(
         out.status.success(),
-        "down --all failed: {}",
+        "down --stale failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     print!("{}", String::from_utf8_lossy(&out.stdout));
-    let after = leftovers(&docker, None).await?;
+    let after = leftovers(docker, Some(&killed)).await?;
     ensure!(
         after.is_empty(),
-        "labelled resources left after down --all: {after:?}"
+        "resources of the killed run left after down --stale: {after:?}"
+    );
+    let kept = leftovers(docker, Some(&live.run)).await?;
+    ensure!(
+        kept.containers.len() == 3 && kept.networks.len() == 1 && kept.volumes.len() == 3,
+        "down --stale touched the live lab: {kept:?}"
     );
     Ok(())
 }

@@ -18,6 +18,30 @@ use ke2lab_harness::writer::{TABLE, Target};
 /// Timeout of one probe's connection.
 pub const T: Duration = Duration::from_secs(5);
 
+/// Boots a lab for `topology`, runs `f` on it and finishes it on every exit
+/// path (evidence on failure, faults undone, the lab removed; kept with
+/// `KE2LAB_KEEP_ON_FAILURE=1`): a panic inside `f` becomes the scenario's
+/// error instead of skipping the teardown.
+pub async fn with_lab<T>(
+    topology: &Topology,
+    f: impl AsyncFnOnce(&mut Lab) -> Result<T>,
+) -> Result<T> {
+    use futures_util::FutureExt as _;
+    let mut lab = Lab::boot(topology, ke2lab_harness::lab::keep_on_failure()).await?;
+    let outcome = std::panic::AssertUnwindSafe(f(&mut lab))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".into());
+            Err(anyhow::anyhow!("the scenario panicked: {what}"))
+        });
+    lab.finish(outcome).await
+}
+
 /// The document's example with generated credentials, for the fault
 /// scenarios: the document's passwords (`postgres`, `pgpool`) are ordinary
 /// words of every log, and evidence redacted of them would be unreadable.

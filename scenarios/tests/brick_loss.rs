@@ -12,7 +12,6 @@ use ke2lab::probe::gluster;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::Appender;
 
@@ -165,7 +164,5 @@ async fn brick_loss(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn gluster_brick_loss_writes_go_on_and_heal() -> Result<()> {
     let topology = ke2lab_scenarios::fault_topology()?;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = brick_loss(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| brick_loss(lab).await).await
 }

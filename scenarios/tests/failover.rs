@@ -12,7 +12,6 @@ use ke2lab::probe::pgpool::{PoolNode, PoolSummary};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults, Service};
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::{Target, Writer};
 use ke2lab_scenarios::{missing, pool_nodes, writer_target};
@@ -199,9 +198,7 @@ async fn failover(lab: &mut Lab, synchronous: bool) -> Result<()> {
 async fn scenario(synchronous: bool) -> Result<()> {
     let mut topology = ke2lab_scenarios::fault_topology()?;
     topology.postgres.synchronous = synchronous;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = failover(&mut lab, synchronous).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| failover(lab, synchronous).await).await
 }
 
 #[tokio::test]

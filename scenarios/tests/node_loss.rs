@@ -14,7 +14,6 @@ use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_scenarios::{await_agreement, await_lifecheck, fault_topology, pool_nodes, reboot};
 
 /// What Pgpool-II 4.x logs (as the detail of "informing the node status
@@ -236,7 +235,5 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn node_loss_and_return() -> Result<()> {
     let topology = fault_topology()?;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = node_loss(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| node_loss(lab).await).await
 }

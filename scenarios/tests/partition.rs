@@ -17,7 +17,6 @@ use ke2lab::probe::swarm::{self, SwarmSummary};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults};
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::{TABLE, Writer};
 use ke2lab_scenarios::{
@@ -321,9 +320,10 @@ async fn partition(lab: &mut Lab, synchronous: bool, default_cycles: usize) -> R
 async fn scenario(synchronous: bool, default_cycles: usize) -> Result<()> {
     let mut topology = fault_topology()?;
     topology.postgres.synchronous = synchronous;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = partition(&mut lab, synchronous, default_cycles).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| {
+        partition(lab, synchronous, default_cycles).await
+    })
+    .await
 }
 
 #[tokio::test]

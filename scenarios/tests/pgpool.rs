@@ -9,7 +9,7 @@ use ke2lab::probe::pgpool::{self, PoolSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
-use ke2lab_harness::lab::{keep_on_failure, memory};
+use ke2lab_harness::lab::memory;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -166,7 +166,5 @@ async fn check(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn primary_with_two_streaming_standbys_behind_the_vip() -> Result<()> {
     let topology = Topology::fixture("three-node")?.topology;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = check(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| check(lab).await).await
 }

@@ -12,7 +12,6 @@ use ke2lab::probe::pgpool;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_scenarios::{
     T, await_agreement, await_lifecheck, fault_topology, pool_nodes, primary_of, single_vip_holder,
@@ -216,7 +215,5 @@ async fn leader_loss(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn pgpool_leader_loss_moves_the_vip_once() -> Result<()> {
     let topology = fault_topology()?;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = leader_loss(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| leader_loss(lab).await).await
 }

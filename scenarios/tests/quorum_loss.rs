@@ -18,7 +18,6 @@ use ke2lab::steps::postgres::psql;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::Writer;
 use ke2lab_scenarios::{
@@ -202,7 +201,5 @@ async fn quorum_loss(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn quorum_loss_acts_nowhere_and_converges_on_return() -> Result<()> {
     let topology = fault_topology()?;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = quorum_loss(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| quorum_loss(lab).await).await
 }

@@ -5,7 +5,6 @@ use anyhow::{Result, ensure};
 use ke2lab::host::{Cmd, HostError};
 use ke2lab::topology::Topology;
 use ke2lab_harness::Lab;
-use ke2lab_harness::lab::keep_on_failure;
 
 async fn check(lab: &Lab) -> Result<()> {
     for (spec, h) in lab.topology.hosts.iter().zip(lab.ssh_hosts()) {
@@ -79,7 +78,5 @@ async fn check(lab: &Lab) -> Result<()> {
 #[tokio::test]
 async fn ssh_host_runs_commands_and_files_on_lab_hosts() -> Result<()> {
     let topology = Topology::fixture("three-node")?.topology;
-    let lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = check(&lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| check(lab).await).await
 }

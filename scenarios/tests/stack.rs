@@ -21,7 +21,7 @@ use ke2lab::steps::deploy::STACK_NAME;
 use ke2lab::wait::{Poll, wait_for_every};
 use ke2lab_harness::Lab;
 use ke2lab_harness::argv_watch::ArgvWatch;
-use ke2lab_harness::lab::{StackImages, home, keep_on_failure};
+use ke2lab_harness::lab::{StackImages, home};
 use serde::Deserialize;
 
 const SERVICES: [&str; 6] = [
@@ -102,16 +102,32 @@ async fn stack(lab: &mut Lab) -> Result<()> {
         "generated credentials expected: {}",
         secrets.len()
     );
-    let watch = ArgvWatch::start(lab, secrets, Duration::from_millis(100));
+    // A canary proves the watch can see a secret: a short command with a
+    // secret-like argument, run while it watches, must be reported.
+    let canary = format!("ke2lab-canary-{:016x}", rand_u64());
+    let mut watched_for = secrets.clone();
+    watched_for.push(canary.clone());
+    let watch = ArgvWatch::start(lab, watched_for, Duration::from_millis(100));
+    let h1 = lab.host(&lab.topology.hosts[0].name)?;
+    ke2lab::host::Cmd::new(["sleep", "0.5"])
+        .arg(&canary)
+        .check(h1.as_ref())
+        .await?;
     let watched = stack_steps(lab).await;
-    let found = watch.stop().await?;
+    let mut found = watch.stop().await?;
     watched?;
+    let canaries = found.violations.len();
+    found
+        .violations
+        .retain(|v| !v.contains("***") || !v.contains("sleep 0.5"));
+    let canaries = canaries - found.violations.len();
     println!(
-        "argv watch: {} samples, {} distinct command lines, {} with a secret",
+        "argv watch: {} samples, {} distinct command lines, canary seen {canaries} time(s), {} with a secret",
         found.samples,
         found.distinct,
         found.violations.len()
     );
+    ensure!(canaries > 0, "the argv watch missed its canary: {found:?}");
     ensure!(
         found.distinct > 100,
         "the argv watch saw too little: {found:?}"
@@ -122,6 +138,17 @@ async fn stack(lab: &mut Lab) -> Result<()> {
         found.violations
     );
     Ok(())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 async fn stack_steps(lab: &mut Lab) -> Result<()> {
@@ -366,7 +393,5 @@ async fn stack_steps(lab: &mut Lab) -> Result<()> {
 #[tokio::test]
 async fn kompira_starts_on_the_cluster_with_https_end_to_end() -> Result<()> {
     let topology = ke2lab_scenarios::fault_topology()?;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = stack(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| stack(lab).await).await
 }

@@ -12,7 +12,6 @@ use ke2lab::topology::{DataPathPort, Topology};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
-use ke2lab_harness::lab::keep_on_failure;
 use ke2lab_harness::overlay;
 
 /// Installs the swarm, injects the vmxnet3 model on 4789, and returns
@@ -70,9 +69,7 @@ async fn probe_across_nodes(lab: &mut Lab) -> Result<(bool, Option<String>, u16)
 async fn run(port: DataPathPort) -> Result<(bool, Option<String>, u16)> {
     let mut topology = Topology::fixture("three-node-vmxnet3")?.topology;
     topology.swarm.data_path_port = port;
-    let mut lab = Lab::boot(&topology, keep_on_failure()).await?;
-    let outcome = probe_across_nodes(&mut lab).await;
-    lab.finish(outcome).await
+    ke2lab_scenarios::with_lab(&topology, async |lab| probe_across_nodes(lab).await).await
 }
 
 #[tokio::test]

@@ -46,6 +46,12 @@ pub struct Cmd {
 /// up on the transport itself.
 pub const TRANSPORT_GRACE: Duration = Duration::from_secs(10);
 
+/// The deadline of a command that sets none: long enough for the slowest
+/// step of the procedure on a real server (a package install, a base
+/// backup inside an online recovery has its own), short enough that a hung
+/// command ends with an error naming it instead of stalling the install.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(900);
+
 impl Cmd {
     /// A program and its arguments.
     pub fn new<I, S>(argv: I) -> Self
@@ -142,6 +148,15 @@ impl Cmd {
 
     pub fn deadline_of(&self) -> Option<Duration> {
         self.deadline
+    }
+
+    /// The command as a transport runs it: with its own deadline, or
+    /// [`DEFAULT_DEADLINE`].
+    pub fn bounded(&self) -> std::borrow::Cow<'_, Cmd> {
+        match self.deadline {
+            Some(_) => std::borrow::Cow::Borrowed(self),
+            None => std::borrow::Cow::Owned(self.clone().deadline(DEFAULT_DEADLINE)),
+        }
     }
 
     /// The argument vector a transport executes: the command itself, under

@@ -105,6 +105,7 @@ impl Host for SshHost {
     }
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
+        let cmd = &*cmd.bounded();
         let mut remote = cmd.shell_line();
         if let Some(u) = cmd.run_as() {
             // runuser exists on both platform families and needs no tty.
