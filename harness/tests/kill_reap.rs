@@ -119,6 +119,54 @@ async fn check(docker: &bollard::Docker, live: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// Ctrl-C during `up` stops it, removes the lab it was creating and exits
+/// 130.
+#[tokio::test]
+async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
+    let docker = lab::connect().await?;
+    let before: Vec<String> = lab::labs(&docker)
+        .await?
+        .into_iter()
+        .map(|l| l.run)
+        .collect();
+    let mut up = tokio::process::Command::new(BIN)
+        .args(["up", "--no-install"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let run = wait_for(
+        "the interrupted run to have created its containers",
+        Duration::from_secs(900),
+        || async {
+            let labs = match lab::labs(&docker).await {
+                Ok(l) => l,
+                Err(e) => return Poll::NotYet(e.to_string()),
+            };
+            match labs.iter().find(|l| !before.contains(&l.run)) {
+                Some(l) if l.containers >= 3 => Poll::Ready(l.run.clone()),
+                other => Poll::NotYet(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    let pid = up.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()?;
+    let out = tokio::time::timeout(Duration::from_secs(180), up.wait_with_output()).await??;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(130),
+        "exit {:?}: {err}",
+        out.status
+    );
+    ensure!(err.contains(&format!("removing run `{run}`")), "{err}");
+    let left = leftovers(&docker, Some(&run)).await?;
+    ensure!(left.is_empty(), "the interrupted run left {left:?}");
+    Ok(())
+}
+
 /// Runs `ke2lab` with `args`; it must exit 2 with `needle` in its stderr
 /// and leave every labelled resource as it was.
 async fn refused(docker: &bollard::Docker, args: &[&std::ffi::OsStr], needle: &str) -> Result<()> {
