@@ -129,7 +129,7 @@ async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
         .into_iter()
         .map(|l| l.run)
         .collect();
-    let mut up = tokio::process::Command::new(BIN)
+    let up = tokio::process::Command::new(BIN)
         .args(["up", "--no-install"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
