@@ -129,10 +129,13 @@ async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
         .into_iter()
         .map(|l| l.run)
         .collect();
-    let up = tokio::process::Command::new(BIN)
+    // Its stderr goes to a file: a pipe nobody reads yet could fill and
+    // block it.
+    let log = tempfile::NamedTempFile::new()?;
+    let mut up = tokio::process::Command::new(BIN)
         .args(["up", "--no-install"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log.reopen()?)
         .kill_on_drop(true)
         .spawn()?;
     let run = wait_for(
