@@ -132,7 +132,7 @@ async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
     // Its stderr goes to a file: a pipe nobody reads yet could fill and
     // block it.
     let log = tempfile::NamedTempFile::new()?;
-    let mut up = tokio::process::Command::new(BIN)
+    let up = tokio::process::Command::new(BIN)
         .args(["up", "--no-install"])
         .stdout(Stdio::null())
         .stderr(log.reopen()?)
