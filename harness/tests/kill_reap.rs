@@ -132,7 +132,7 @@ async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
     // Its stderr goes to a file: a pipe nobody reads yet could fill and
     // block it.
     let log = tempfile::NamedTempFile::new()?;
-    let up = tokio::process::Command::new(BIN)
+    let mut up = tokio::process::Command::new(BIN)
         .args(["up", "--no-install"])
         .stdout(Stdio::null())
         .stderr(log.reopen()?)
@@ -157,13 +157,9 @@ async fn sigint_during_up_removes_its_lab_and_exits_130() -> Result<()> {
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()?;
-    let out = tokio::time::timeout(Duration::from_secs(180), up.wait_with_output()).await??;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(130),
-        "exit {:?}: {err}",
-        out.status
-    );
+    let status = tokio::time::timeout(Duration::from_secs(180), up.wait()).await??;
+    let err = std::fs::read_to_string(log.path())?;
+    ensure!(status.code() == Some(130), "exit {status:?}: {err}");
     ensure!(err.contains(&format!("removing run `{run}`")), "{err}");
     let left = leftovers(&docker, Some(&run)).await?;
     ensure!(left.is_empty(), "the interrupted run left {left:?}");
