@@ -36,9 +36,14 @@ where
     let start = Instant::now();
     let mut last;
     loop {
-        match probe().await {
-            Poll::Ready(v) => return Ok(v),
-            Poll::NotYet(s) => last = s,
+        // Each probe runs under what is left of the wait (at least a
+        // second): a probe that hangs (a frozen peer, a partitioned
+        // socket) ends the wait at its deadline instead of never.
+        let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
+        match tokio::time::timeout(left, probe()).await {
+            Ok(Poll::Ready(v)) => return Ok(v),
+            Ok(Poll::NotYet(s)) => last = s,
+            Err(_) => last = format!("the probe did not answer within {}s", left.as_secs()),
         }
         if start.elapsed() >= timeout {
             return Err(WaitError {
@@ -81,6 +86,21 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(v, 3);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_probe_ends_at_the_deadline() {
+        let t0 = Instant::now();
+        let e = wait_for_every::<(), _, _>(
+            "a hanging probe",
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            || std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(e.to_string().contains("did not answer"), "{e}");
     }
 
     #[tokio::test]
