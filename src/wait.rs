@@ -39,7 +39,9 @@ where
         // Each probe runs under what is left of the wait (at least a
         // second): a probe that hangs (a frozen peer, a partitioned
         // socket) ends the wait at its deadline instead of never.
-        let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
+        let left = timeout
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_secs(1));
         match tokio::time::timeout(left, probe()).await {
             Ok(Poll::Ready(v)) => return Ok(v),
             Ok(Poll::NotYet(s)) => last = s,
@@ -95,7 +97,7 @@ mod tests {
             "a hanging probe",
             Duration::from_millis(50),
             Duration::from_millis(10),
-            || std::future::pending(),
+            std::future::pending,
         )
         .await
         .unwrap_err();
