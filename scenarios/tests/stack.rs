@@ -109,7 +109,9 @@ async fn stack(lab: &mut Lab) -> Result<()> {
     watched_for.push(canary.clone());
     let watch = ArgvWatch::start(lab, watched_for, Duration::from_millis(100));
     let h1 = lab.host(&lab.topology.hosts[0].name)?;
-    ke2lab::host::Cmd::new(["sleep", "0.5"])
+    // `sh -c 'sleep 0.5' CANARY`: the canary is `$0`, in the argv of the
+    // shell for half a second.
+    ke2lab::host::Cmd::sh("sleep 0.5")
         .arg(&canary)
         .check(h1.as_ref())
         .await?;
