@@ -54,6 +54,7 @@ impl Host for ContainerHost {
             .stdin_bytes()
             .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
         let label = cmd.to_string();
+        let started = std::time::Instant::now();
         let exec = self.exec(&label, cmd.exec_argv(), cmd.run_as(), input);
         let out = match cmd.deadline_of() {
             // `timeout` on the host ends the command itself; this bounds
@@ -63,7 +64,7 @@ impl Host for ContainerHost {
                 .map_err(|_| cmd.deadline_error(&self.name))??,
             None => exec.await?,
         };
-        if cmd.hit_deadline(&out) {
+        if cmd.hit_deadline(&out, started.elapsed()) {
             return Err(cmd.deadline_error(&self.name));
         }
         Ok(out)

@@ -174,10 +174,15 @@ impl Cmd {
         }
     }
 
-    /// Whether `out` is the deadline's work (`timeout` exits 124, or 137
-    /// when its SIGKILL was needed) rather than the command's own answer.
-    pub fn hit_deadline(&self, out: &Output) -> bool {
-        self.deadline.is_some() && (out.status == 124 || out.status == 137)
+    /// Whether `out`, after `elapsed`, is the deadline's work (`timeout`
+    /// exits 124, or 137 when its SIGKILL was needed) rather than the
+    /// command's own answer: a command may exit 124 itself (an inner
+    /// `timeout` of a reachability probe does), so the status counts only
+    /// once the deadline has passed.
+    pub fn hit_deadline(&self, out: &Output, elapsed: Duration) -> bool {
+        self.deadline
+            .is_some_and(|d| elapsed + Duration::from_millis(500) >= d)
+            && (out.status == 124 || out.status == 137)
     }
 
     /// The error for a command that ran past its deadline on `host`.
@@ -436,6 +441,19 @@ pub fn tail(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_deadline_makes_a_deadline_error() {
+        let c = Cmd::new(["probe"]).deadline(Duration::from_secs(10));
+        let own_124 = Output::fail(124, "");
+        // The command's own 124 (an inner `timeout` of 3 s): an answer.
+        assert!(!c.hit_deadline(&own_124, Duration::from_secs(3)));
+        // 124 once the deadline passed: `timeout` ended it.
+        assert!(c.hit_deadline(&own_124, Duration::from_secs(10)));
+        assert!(c.hit_deadline(&Output::fail(137, ""), Duration::from_secs(12)));
+        assert!(!c.hit_deadline(&Output::fail(1, ""), Duration::from_secs(12)));
+        assert!(!Cmd::new(["x"]).hit_deadline(&own_124, Duration::from_secs(999)));
+    }
 
     #[test]
     fn display_redacts_secret_args() {

@@ -123,6 +123,7 @@ impl Host for SshHost {
             }
             stdin.shutdown().await
         });
+        let started = std::time::Instant::now();
         let waited = child.wait_with_output();
         let out = match cmd.deadline_of() {
             // kill_on_drop ends the ssh client when the deadline drops it.
@@ -144,7 +145,7 @@ impl Host for SshHost {
             stdout: out.stdout,
             stderr: out.stderr,
         };
-        if cmd.hit_deadline(&out) {
+        if cmd.hit_deadline(&out, started.elapsed()) {
             return Err(cmd.deadline_error(&self.cfg.name));
         }
         Ok(out)
