@@ -56,14 +56,12 @@ impl Host for ContainerHost {
         let label = cmd.to_string();
         let started = std::time::Instant::now();
         let exec = self.exec(&label, cmd.exec_argv(), cmd.run_as(), input);
-        let out = match cmd.deadline_of() {
-            // `timeout` on the host ends the command itself; this bounds
-            // the exec API too (a paused container never answers).
-            Some(d) => tokio::time::timeout(d + ke2lab::host::TRANSPORT_GRACE, exec)
-                .await
-                .map_err(|_| cmd.deadline_error(&self.name))??,
-            None => exec.await?,
-        };
+        // `timeout` on the host ends the command itself; this bounds the
+        // exec API too (a paused container never answers).
+        let limit = cmd.deadline_of().unwrap_or(ke2lab::host::DEFAULT_DEADLINE);
+        let out = tokio::time::timeout(limit + ke2lab::host::TRANSPORT_GRACE, exec)
+            .await
+            .map_err(|_| cmd.deadline_error(&self.name))??;
         if cmd.hit_deadline(&out, started.elapsed()) {
             return Err(cmd.deadline_error(&self.name));
         }

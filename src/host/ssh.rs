@@ -125,14 +125,13 @@ impl Host for SshHost {
         });
         let started = std::time::Instant::now();
         let waited = child.wait_with_output();
-        let out = match cmd.deadline_of() {
-            // kill_on_drop ends the ssh client when the deadline drops it.
-            Some(d) => tokio::time::timeout(d + super::TRANSPORT_GRACE, waited)
-                .await
-                .map_err(|_| cmd.deadline_error(&self.cfg.name))?,
-            None => waited.await,
-        }
-        .map_err(|e| self.transport(e.to_string()))?;
+        // `bounded` gave the command a deadline; kill_on_drop ends the ssh
+        // client when the deadline drops it.
+        let limit = cmd.deadline_of().unwrap_or(super::DEFAULT_DEADLINE);
+        let out = tokio::time::timeout(limit + super::TRANSPORT_GRACE, waited)
+            .await
+            .map_err(|_| cmd.deadline_error(&self.cfg.name))?
+            .map_err(|e| self.transport(e.to_string()))?;
         // A command that does not read its stdin closes the pipe early; that
         // is not a transport failure.
         let _ = writer.await;

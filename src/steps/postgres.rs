@@ -183,11 +183,12 @@ async fn true_primary(cx: &Cx<'_>, claimed: usize) -> Result<usize, StepError> {
         return Ok(claimed);
     }
     for other in (0..cx.hosts.len()).filter(|o| *o != claimed) {
-        if streaming_from(cx, other).await > 0 {
+        let followers = streaming_from(cx, other).await;
+        if followers > 0 {
             tracing::warn!(
                 "Pgpool-II names `{}` primary, but no standby follows it and {} follow `{}`: `{}` is the primary",
                 cx.name(claimed),
-                streaming_from(cx, other).await,
+                followers,
                 cx.name(other),
                 cx.name(other)
             );
