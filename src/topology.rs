@@ -839,6 +839,21 @@ pub struct StackSpec {
     /// `SWARM_REPLICAS`: replicas of each replicated service, at most one
     /// per node.
     pub swarm_replicas: u32,
+    /// `KOMPIRA_LOG_DIR` (default `<shared_dir.path>/log`). May lie outside
+    /// the shared directory: each node then keeps its own containers' logs,
+    /// and the directory is made on every host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_dir: Option<String>,
+    /// `KOMPIRA_VAR_DIR` (default `<shared_dir.path>/var`). Inside the
+    /// shared directory: it holds `.secret_key`, which every node's Kompira
+    /// must read the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub var_dir: Option<String>,
+    /// `KOMPIRA_SSL_DIR` (default `<shared_dir.path>/ssl`). Inside the
+    /// shared directory: the certificates are copied there once, on the
+    /// manager, and nginx reads them on every node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_dir: Option<String>,
 }
 
 impl Default for StackSpec {
@@ -846,6 +861,9 @@ impl Default for StackSpec {
         StackSpec {
             nginx_port_mode: NginxPortMode::Ingress,
             swarm_replicas: 3,
+            log_dir: None,
+            var_dir: None,
+            ssl_dir: None,
         }
     }
 }
@@ -930,6 +948,46 @@ impl Topology {
     /// [`Secret`]).
     pub fn to_toml_string(&self) -> String {
         toml::to_string(self).expect("a topology always serializes to TOML")
+    }
+
+    /// `KOMPIRA_LOG_DIR` with its default resolved, normalised.
+    pub fn kompira_log_dir(&self) -> String {
+        self.stack_dir(self.stack.log_dir.as_deref(), "log")
+    }
+
+    /// `KOMPIRA_VAR_DIR` with its default resolved, normalised.
+    pub fn kompira_var_dir(&self) -> String {
+        self.stack_dir(self.stack.var_dir.as_deref(), "var")
+    }
+
+    /// `KOMPIRA_SSL_DIR` with its default resolved, normalised.
+    pub fn kompira_ssl_dir(&self) -> String {
+        self.stack_dir(self.stack.ssl_dir.as_deref(), "ssl")
+    }
+
+    /// The three stack directories with their variables, in
+    /// `setup_stack.sh`'s order.
+    pub fn kompira_dirs(&self) -> [(&'static str, String); 3] {
+        [
+            ("KOMPIRA_LOG_DIR", self.kompira_log_dir()),
+            ("KOMPIRA_VAR_DIR", self.kompira_var_dir()),
+            ("KOMPIRA_SSL_DIR", self.kompira_ssl_dir()),
+        ]
+    }
+
+    /// Whether `dir` (normalised) lies in the shared directory, so that one
+    /// host's view of it is every host's.
+    pub fn in_shared_dir(&self, dir: &str) -> bool {
+        let shared = normalise(&self.shared_dir.path).unwrap_or_default();
+        Path::new(dir).starts_with(shared)
+    }
+
+    fn stack_dir(&self, explicit: Option<&str>, default: &str) -> String {
+        let dir = match explicit {
+            Some(d) => d.to_string(),
+            None => format!("{}/{default}", self.shared_dir.path.trim_end_matches('/')),
+        };
+        normalise(&dir).unwrap_or(dir)
     }
 
     /// The swarm's data-path port with `auto` resolved.
@@ -1632,6 +1690,52 @@ impl Topology {
                      (the stack places at most one replica per node)"
                 ),
             ));
+        }
+        let spec = &self.stack;
+        let shared = normalise(&self.shared_dir.path).unwrap_or_default();
+        let brick = normalise(&self.shared_dir.brick).unwrap_or_default();
+        let archive = normalise(&self.postgres.archive_dir).unwrap_or_default();
+        for (field, dir, shared_only) in [
+            ("stack.log_dir", &spec.log_dir, false),
+            ("stack.var_dir", &spec.var_dir, true),
+            ("stack.ssl_dir", &spec.ssl_dir, true),
+        ] {
+            let Some(dir) = dir else { continue };
+            let normal = check_path(field, dir)?;
+            let written = shown(dir);
+            if shared_only && !Path::new(&normal).starts_with(&shared) {
+                let why = if field == "stack.var_dir" {
+                    "it holds `.secret_key`, which every node must read the same"
+                } else {
+                    "the certificates are copied there on the manager and read by nginx on every node"
+                };
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{written}` is outside the shared directory `{}` (`shared_dir.path`); {why}",
+                        shown(&self.shared_dir.path)
+                    ),
+                ));
+            }
+            if self.shared_dir.kind == SharedDirKind::Gluster && overlaps(&normal, &brick) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{written}` overlaps the Gluster brick `{}` (`shared_dir.brick`), \
+                         whose contents only Gluster may write",
+                        shown(&self.shared_dir.brick)
+                    ),
+                ));
+            }
+            if overlaps(&normal, &archive) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{written}` overlaps the WAL archive `{}` (`postgres.archive_dir`)",
+                        shown(&self.postgres.archive_dir)
+                    ),
+                ));
+            }
         }
         Ok(())
     }

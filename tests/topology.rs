@@ -158,6 +158,9 @@ fn minimal_topology_gets_the_procedures_defaults() {
         StackSpec {
             nginx_port_mode: NginxPortMode::Ingress,
             swarm_replicas: 3,
+            log_dir: None,
+            var_dir: None,
+            ssl_dir: None,
         }
     );
 }
@@ -685,6 +688,35 @@ const INVALID: &[(&str, Edit, &str)] = &[
         |t| set(t, "stack.nginx_port_mode", "nodeport"),
         "`stack.nginx_port_mode`: unknown nginx port mode `nodeport` (expected `ingress` or \
          `host`)",
+    ),
+    (
+        "a var directory outside the shared directory",
+        |t| set(t, "stack.var_dir", "/srv/kompira-var"),
+        "`stack.var_dir`: `/srv/kompira-var` is outside the shared directory `/mnt/gluster` \
+         (`shared_dir.path`); it holds `.secret_key`, which every node must read the same",
+    ),
+    (
+        "an ssl directory outside the shared directory",
+        |t| set(t, "stack.ssl_dir", "/srv/ssl"),
+        "`stack.ssl_dir`: `/srv/ssl` is outside the shared directory `/mnt/gluster` \
+         (`shared_dir.path`); the certificates are copied there on the manager and read by \
+         nginx on every node",
+    ),
+    (
+        "a log directory in the brick",
+        |t| set(t, "stack.log_dir", "/var/glustervol0/log"),
+        "`stack.log_dir`: `/var/glustervol0/log` overlaps the Gluster brick \
+         `/var/glustervol0` (`shared_dir.brick`), whose contents only Gluster may write",
+    ),
+    (
+        "a relative log directory",
+        |t| set(t, "stack.log_dir", "log"),
+        "`stack.log_dir`: `log` is not an absolute path",
+    ),
+    (
+        "a log directory in /etc",
+        |t| set(t, "stack.log_dir", "/etc/kompira"),
+        "`stack.log_dir`: `/etc/kompira` is inside the system directory `/etc`",
     ),
     // ---- Dangerous places: system directories, after normalising ----
     (

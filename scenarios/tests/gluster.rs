@@ -11,7 +11,7 @@ use ke2lab::install::InstallReport;
 use ke2lab::probe::gluster::{
     self, GLUSTER_FSTYPE, PoolSummary, VolumeState, VolumeType, mount_at, parse_mounts,
 };
-use ke2lab::steps::shared_dir::{LAYOUT, SECRET_KEY};
+use ke2lab::steps::shared_dir::secret_key;
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -209,8 +209,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
 
     // The SHARED_DIR layout, seen from every host.
     for h in &hosts {
-        for d in LAYOUT {
-            let dir = format!("{}/{d}", spec.path);
+        for (_, dir) in lab.topology.kompira_dirs() {
             let out = h
                 .run(&ke2lab::host::Cmd::new(["test", "-d"]).arg(dir.clone()))
                 .await?;
@@ -220,7 +219,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
                 h.name()
             );
         }
-        let key = format!("{}/{SECRET_KEY}", spec.path);
+        let key = secret_key(&lab.topology);
         let out = h
             .run(&ke2lab::host::Cmd::new(["test", "-f"]).arg(key.clone()))
             .await?;

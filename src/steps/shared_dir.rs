@@ -1,6 +1,11 @@
-//! The `SHARED_DIR` layout (PROCEDURE.md step 8): `log/`, `var/` and `ssl/`
-//! under the shared path, and `var/.secret_key` created empty only when
-//! absent; an existing key (an existing database's) is never touched. With
+//! The `SHARED_DIR` layout (PROCEDURE.md step 8): the stack's three
+//! directories (`KOMPIRA_LOG_DIR`, `KOMPIRA_VAR_DIR`, `KOMPIRA_SSL_DIR`:
+//! `log/`, `var/` and `ssl/` under the shared path unless the topology's
+//! `[stack]` moves them) and `.secret_key` in the var directory, created
+//! empty only when absent; an existing key (an existing database's) is never
+//! touched. A directory in the shared path is made once, on the first host
+//! (every host sees it); a log directory outside it is each host's own and
+//! is made on every host, since a container may run on any node. With
 //! `shared_dir.kind = "existing"` the path comes from a file server that
 //! ke2lab does not manage, so the step first proves that every host sees the
 //! same file system there: a marker written on the first host must be read
@@ -11,13 +16,31 @@ use rand::Rng as _;
 
 use super::{Cx, Plan, Planned, Step, StepError, each_host};
 use crate::host::{Cmd, Host};
-use crate::topology::SharedDirKind;
+use crate::topology::{SharedDirKind, Topology};
 
-/// The directories `setup_stack.sh` requires under `SHARED_DIR`.
-pub const LAYOUT: [&str; 3] = ["log", "var", "ssl"];
+/// The key file's name in `KOMPIRA_VAR_DIR`.
+pub const SECRET_KEY: &str = ".secret_key";
 
-/// The key file, relative to `SHARED_DIR`.
-pub const SECRET_KEY: &str = "var/.secret_key";
+/// Where the key file of a topology is.
+pub fn secret_key(t: &Topology) -> String {
+    join(&t.kompira_var_dir(), SECRET_KEY)
+}
+
+/// The stack's directories with the hosts that must have them: only the
+/// first for a directory in the shared path, every host otherwise.
+pub fn layout(t: &Topology) -> Vec<(String, Vec<usize>)> {
+    t.kompira_dirs()
+        .into_iter()
+        .map(|(_, dir)| {
+            let hosts = if t.in_shared_dir(&dir) {
+                vec![0]
+            } else {
+                (0..t.hosts.len()).collect()
+            };
+            (dir, hosts)
+        })
+        .collect()
+}
 
 /// The marker of the same-file-system check, relative to `SHARED_DIR`.
 pub const MARKER: &str = ".ke2lab-shared-check";
@@ -49,6 +72,13 @@ fn state_err(cx: &Cx<'_>, i: usize, message: String) -> StepError {
 /// dropped here: only presence matters, and a secret is never kept or shown.
 async fn key_exists(host: &dyn Host, path: &str) -> Result<bool, StepError> {
     Ok(host.read_file(path).await?.is_some())
+}
+
+async fn is_dir(host: &dyn Host, dir: &str) -> Result<bool, StepError> {
+    let out = host
+        .run(&Cmd::new(["test", "-d"]).arg(dir.to_string()))
+        .await?;
+    Ok(out.success())
 }
 
 /// Proves that `path` is one file system seen by every host: a random token
@@ -117,27 +147,24 @@ impl Step for SharedDir {
         if spec.kind == SharedDirKind::Existing {
             check_same_filesystem(cx, &spec.path).await?;
         }
-        // The directory is shared, so the first host's view is everyone's.
+        // A directory in the shared path is one for every host, so the
+        // first host's view is everyone's.
         let first = cx.host(0);
-        let mut missing = Vec::new();
-        for d in LAYOUT {
-            let dir = join(&spec.path, d);
-            let out = first
-                .run(&Cmd::new(["test", "-d"]).arg(dir.clone()))
-                .await?;
-            if !out.success() {
-                missing.push(dir);
+        let mut missing: Vec<Vec<String>> = vec![Vec::new(); cx.hosts.len()];
+        for (dir, hosts) in layout(cx.topology) {
+            for i in hosts {
+                if !is_dir(cx.host(i), &dir).await? {
+                    missing[i].push(dir.clone());
+                }
             }
         }
         let mut plan = Plan::default();
-        if !missing.is_empty() {
-            plan.push(
-                0,
-                format!("create {}", missing.join(" ")),
-                Action::Mkdir(missing),
-            );
+        for (i, dirs) in missing.into_iter().enumerate() {
+            if !dirs.is_empty() {
+                plan.push(i, format!("create {}", dirs.join(" ")), Action::Mkdir(dirs));
+            }
         }
-        let key = join(&spec.path, SECRET_KEY);
+        let key = secret_key(cx.topology);
         if !key_exists(first, &key).await? {
             plan.push(0, format!("create an empty `{key}`"), Action::CreateKey);
         }
@@ -154,7 +181,7 @@ impl Step for SharedDir {
                     .await?;
             }
             Action::CreateKey => {
-                let key = join(&cx.topology.shared_dir.path, SECRET_KEY);
+                let key = secret_key(cx.topology);
                 // Checked again right before writing: a key that appeared
                 // since the plan (an operator copying an existing database's)
                 // must win.
@@ -169,19 +196,15 @@ impl Step for SharedDir {
     }
 
     async fn verify(&self, cx: &Cx<'_>) -> Result<(), StepError> {
-        let spec = &cx.topology.shared_dir;
-        let first = cx.host(0);
-        for d in LAYOUT {
-            let dir = join(&spec.path, d);
-            let out = first
-                .run(&Cmd::new(["test", "-d"]).arg(dir.clone()))
-                .await?;
-            if !out.success() {
-                return Err(state_err(cx, 0, format!("`{dir}` is not a directory")));
+        for (dir, hosts) in layout(cx.topology) {
+            for i in hosts {
+                if !is_dir(cx.host(i), &dir).await? {
+                    return Err(state_err(cx, i, format!("`{dir}` is not a directory")));
+                }
             }
         }
-        let key = join(&spec.path, SECRET_KEY);
-        if !key_exists(first, &key).await? {
+        let key = secret_key(cx.topology);
+        if !key_exists(cx.host(0), &key).await? {
             return Err(state_err(cx, 0, format!("`{key}` does not exist")));
         }
         Ok(())

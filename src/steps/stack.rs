@@ -93,9 +93,12 @@ impl StackOptions {
     }
 
     /// The options a topology implies: its shared path, Pgpool-II port,
-    /// database, nginx port mode and replicas.
+    /// database, nginx port mode, replicas and stack directories.
     pub fn from_topology(t: &Topology, checkout: impl Into<String>) -> Self {
         StackOptions {
+            log_dir: t.stack.log_dir.as_ref().map(|_| t.kompira_log_dir()),
+            var_dir: t.stack.var_dir.as_ref().map(|_| t.kompira_var_dir()),
+            ssl_dir: t.stack.ssl_dir.as_ref().map(|_| t.kompira_ssl_dir()),
             database_port: t.ports.pgpool,
             database_name: t.postgres.database.clone(),
             nginx_port_mode: t.stack.nginx_port_mode,
