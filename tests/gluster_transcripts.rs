@@ -14,6 +14,8 @@ use ke2lab::steps::shared_dir::SharedDir;
 use ke2lab::steps::{self, Cx, Step, StepError};
 use ke2lab::topology::{Platform, SharedDirKind, Topology};
 
+mod support;
+
 const POOL_ALONE: &str = include_str!("fixtures/gluster/pool_list_alone.xml");
 const POOL_CONNECTED: &str = include_str!("fixtures/gluster/pool_list_connected.xml");
 const VOLUME_ABSENT: &str = include_str!("fixtures/gluster/volume_info_absent.xml");
@@ -81,70 +83,8 @@ fn on_platform(platform: Platform) -> Topology {
     t
 }
 
-/// A recorder scripted like hosts that have finished steps 1-3 and become a
-/// Gluster cluster as the steps act on them: each rule answers "before"
-/// first and "after" from then on. With `installed`, glusterfs-server is
-/// already there (the lab image); otherwise the first probe finds nothing.
 fn fresh_hosts(t: &Topology, installed: bool) -> Recorder {
-    let rec = Recorder::new();
-    for (i, h) in t.hosts.iter().enumerate() {
-        let n = &h.name;
-        let version = if installed {
-            vec![Output::ok("glusterfs 11.1\n")]
-        } else {
-            vec![
-                Output::fail(127, "sh: 1: glusterd: not found"),
-                Output::ok("glusterfs 11.1\n"),
-            ]
-        };
-        rec.rule(Rule::on(n, "glusterd --version", version));
-        rec.rule(Rule::on(
-            n,
-            "pgrep -x glusterd",
-            vec![Output::fail(1, ""), Output::ok(format!("{}\n", 400 + i))],
-        ));
-        rec.rule(Rule::on(
-            n,
-            "firewall-cmd --permanent --list-services",
-            vec![
-                Output::ok("cockpit dhcpv6-client ssh\n"),
-                Output::ok("cockpit dhcpv6-client glusterfs ssh\n"),
-            ],
-        ));
-        rec.rule(Rule::on(
-            n,
-            "cat /proc/mounts",
-            vec![
-                Output::ok(MOUNTS),
-                Output::ok(format!("{MOUNTS}{GLUSTER_MOUNT}")),
-            ],
-        ));
-        rec.file(n, "/etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n");
-    }
-    let first = &t.hosts[0].name;
-    rec.rule(Rule::on(
-        first,
-        "gluster pool list --xml",
-        vec![Output::ok(POOL_ALONE), Output::ok(POOL_CONNECTED)],
-    ));
-    rec.rule(Rule::on(
-        first,
-        "gluster volume info gvol0 --xml",
-        vec![Output::ok(VOLUME_ABSENT), Output::ok(VOLUME_STARTED)],
-    ));
-    rec.rule(Rule::on(
-        first,
-        "gluster volume status gvol0 --xml",
-        vec![Output::ok(STATUS_STARTED)],
-    ));
-    for d in ["log", "var", "ssl"] {
-        rec.rule(Rule::on(
-            first,
-            format!("test -d /mnt/gluster/{d}"),
-            vec![Output::fail(1, ""), Output::ok("")],
-        ));
-    }
-    rec
+    support::gluster::fresh_hosts(t, installed)
 }
 
 /// The first run's and the second run's transcripts; the second must change

@@ -2,7 +2,7 @@
 //! on each platform, as snapshots, and the idempotence contract (a second run
 //! against the state the first one left changes nothing).
 
-use ke2lab::host::{Output, Recorder, Rule};
+use ke2lab::host::{Output, Rule};
 use ke2lab::install::{InstallReport, install_swarm};
 use ke2lab::steps::Cx;
 use ke2lab::steps::StepError;
@@ -16,101 +16,12 @@ async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
     Ok(r)
 }
 
-const ENGINE_UP: &str =
-    r#"{"Client":{"Version":"26.1.5+dfsg1"},"Server":{"Version":"26.1.5+dfsg1"}}"#;
-const TOKEN: &str = "SWMTKN-1-0123456789abcdefsecret";
+use support::swarm::{TOKEN, active, fresh_hosts};
+
+mod support;
 
 fn topology(fixture: &str, platform: Platform) -> Topology {
-    let mut t = Topology::fixture(fixture).unwrap().topology;
-    for h in &mut t.hosts {
-        h.platform = platform;
-    }
-    t
-}
-
-fn inactive() -> Output {
-    Output::ok(
-        r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#,
-    )
-}
-
-fn active(node: &str, port: u16) -> Output {
-    Output::ok(format!(
-        r#"{{"NodeID":"{node}","NodeAddr":"x","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{{"NodeID":"n0","Addr":"10.20.0.1:2377"}}],"Nodes":3,"Managers":3,"Cluster":{{"ID":"cluster1","DataPathPort":{port}}}}}"#
-    ))
-}
-
-fn node_ls(t: &Topology) -> Output {
-    let lines: Vec<String> = t
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            format!(
-                r#"{{"Availability":"Active","Hostname":"{}","ID":"n{i}","ManagerStatus":"{}","Self":{},"Status":"Ready","EngineVersion":"26.1.5"}}"#,
-                h.name,
-                if i == 0 { "Leader" } else { "Reachable" },
-                i == 0
-            )
-        })
-        .collect();
-    Output::ok(lines.join("\n"))
-}
-
-/// A recorder scripted like fresh hosts that become a cluster as the steps
-/// act on them: each per-host rule answers "before" first and "after" from
-/// then on.
-/// `ip -j addr show` of a server whose cluster address is on `ens192`.
-fn links(address: std::net::Ipv4Addr) -> Output {
-    Output::ok(format!(
-        r#"[{{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"operstate":"UNKNOWN","addr_info":[{{"family":"inet","local":"127.0.0.1","prefixlen":8}}]}},{{"ifindex":2,"ifname":"ens192","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"operstate":"UP","addr_info":[{{"family":"inet","local":"{address}","prefixlen":24}}]}}]"#
-    ))
-}
-
-fn fresh_hosts(t: &Topology, engine_installed: bool) -> Recorder {
-    let rec = Recorder::new();
-    let port = t.data_path_port();
-    let all_ports = format!("2377/tcp 7946/tcp 7946/udp {port}/udp");
-    for (i, h) in t.hosts.iter().enumerate() {
-        let n = &h.name;
-        let version = if engine_installed {
-            vec![Output::ok(ENGINE_UP)]
-        } else {
-            vec![
-                Output::fail(127, "sh: 1: docker: not found"),
-                Output::ok(ENGINE_UP),
-            ]
-        };
-        rec.rule(Rule::on(n, "docker version", version));
-        rec.rule(Rule::on(
-            n,
-            "docker compose version",
-            vec![Output::ok("2.26.1\n")],
-        ));
-        rec.rule(Rule::on(
-            n,
-            "firewall-cmd --permanent --list-ports",
-            vec![Output::ok("\n"), Output::ok(all_ports.clone())],
-        ));
-        rec.rule(Rule::on(
-            n,
-            "docker info",
-            vec![inactive(), active(&format!("n{i}"), port)],
-        ));
-        rec.rule(Rule::on(n, "ip -j addr show", vec![links(h.address)]));
-    }
-    // A real server's NIC: a PCI device with its driver (virtio here; a
-    // test may answer vmxnet3).
-    rec.rule(Rule::any(
-        "readlink -f /sys/class/net/ens192/device/driver",
-        vec![Output::ok("/sys/bus/pci/drivers/virtio-pci\n")],
-    ));
-    rec.rule(Rule::any(
-        "docker swarm join-token",
-        vec![Output::ok(format!("{TOKEN}\n"))],
-    ));
-    rec.rule(Rule::any("docker node ls", vec![node_ls(t)]));
-    rec
+    support::on_platform(fixture, platform)
 }
 
 async fn transcript_of(
@@ -171,7 +82,7 @@ async fn a_swarm_with_another_data_path_port_is_refused_naming_the_host() {
     rec.rule(Rule::on(
         "ke2-server1",
         "docker info",
-        vec![active("n0", 4789)],
+        vec![active(&t, "n0", 4789)],
     ));
     let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
     let e = install(&Cx::new(&t, &hosts)).await.unwrap_err().to_string();
@@ -204,7 +115,7 @@ async fn a_manager_that_knows_no_cluster_is_not_an_anchor() {
         rec.rule(Rule::on(
             format!("ke2-server{i}"),
             "docker info",
-            vec![active(&format!("n{}", i - 1), 0)],
+            vec![active(&t, &format!("n{}", i - 1), 0)],
         ));
     }
     let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
