@@ -75,6 +75,7 @@ prop_compose! {
         ping_timeout in prop::option::of(1u32..=60),
         replicas in 1u32..=7,
         max_connections in 10u32..=500,
+        stack_dirs in (prop::option::of(word()), any::<bool>(), any::<bool>()),
     ) -> Topology {
         let address = |i: u8| Ipv4Addr::new(10, net.0, net.1, i);
         let hosts = (0..n)
@@ -122,6 +123,11 @@ prop_compose! {
             },
             stack: StackSpec {
                 swarm_replicas: replicas.min(n as u32),
+                // A log directory of each host's own, outside the shared
+                // one; var and ssl moved within it.
+                log_dir: stack_dirs.0.map(|w| format!("/data/{w}-log")),
+                var_dir: stack_dirs.1.then(|| format!("/srv/{shared}/kvar")),
+                ssl_dir: stack_dirs.2.then(|| format!("/srv/{shared}/kssl")),
                 ..StackSpec::default()
             },
         }
