@@ -234,6 +234,11 @@ pub fn mount_alive_cmd(path: &str) -> Cmd {
     Cmd::new(["timeout", "10", "stat", "-c", "%F"]).arg(path.to_string())
 }
 
+/// Makes the brick directory, parents included (before `volume create`).
+pub fn brick_dir_cmd(brick: &str) -> Cmd {
+    Cmd::new(["mkdir", "-p"]).arg(brick.to_string())
+}
+
 /// The trusted pool, the volume and its mounts.
 pub struct Gluster {
     /// How long a wait for peers, bricks or glusterd may take.
@@ -518,6 +523,15 @@ impl Step for Gluster {
             }
             Action::Create => {
                 self.wait_pool(cx).await?;
+                // glusterd makes a missing brick directory with a plain
+                // mkdir, so a brick whose parent is missing (`/data/brick`
+                // on a host without `/data`) fails the create; every host
+                // gets the whole path first, as Gluster's own guide does.
+                each_host(cx, |_, h| async move {
+                    brick_dir_cmd(&spec.brick).check(h).await?;
+                    Ok(())
+                })
+                .await?;
                 let n = cx.hosts.len();
                 let create = Cmd::new(["gluster", "volume", "create"])
                     .arg(spec.volume.clone())
@@ -618,6 +632,47 @@ impl Step for Gluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{Output, Recorder, Rule};
+
+    /// A brick under a directory the hosts lack (`/data`) is made on every
+    /// host, parents included, before the volume is created from it.
+    #[tokio::test]
+    async fn create_makes_every_brick_directory_first() {
+        let mut t = crate::topology::Topology::fixture("three-node")
+            .unwrap()
+            .topology;
+        t.shared_dir.brick = "/data/brick-ke2".into();
+        let rec = Recorder::new();
+        rec.rule(Rule::on(
+            "ke2-server1",
+            "gluster pool list --xml",
+            vec![Output::ok(include_str!(
+                "../../tests/fixtures/gluster/pool_list_connected.xml"
+            ))],
+        ));
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(&t, &hosts);
+        let item = Planned {
+            host: 0,
+            summary: "create".into(),
+            action: Action::Create,
+        };
+        Gluster::default().apply(&cx, &item).await.unwrap();
+        let lines: Vec<String> = rec.transcript().lines().map(String::from).collect();
+        let create = lines
+            .iter()
+            .position(|l| l.contains("gluster volume create gvol0 replica 3"))
+            .expect("no volume create");
+        for h in &t.hosts {
+            let mkdir = format!("[{}] $ mkdir -p /data/brick-ke2", h.name);
+            let at = lines.iter().position(|l| *l == mkdir);
+            assert!(
+                at.is_some_and(|at| at < create),
+                "`{mkdir}` not before the create in:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
 
     const LINE: &str = "localhost:/gvol0 /mnt/gluster glusterfs _netdev,defaults 0 0";
 
