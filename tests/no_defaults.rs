@@ -1,5 +1,5 @@
 //! No default leaks into a command: the whole install (steps 1-7: swarm,
-//! shared directory, database) runs against `RecordingHost`s for generated
+//! shared directory, database; step 8's certificates and stack files) runs against `RecordingHost`s for generated
 //! topologies in which every field that has a default takes another value
 //! (ports, paths, volume, database, brick, WAL archive, replicas,
 //! replication mode, 3 to 7 hosts with FQDN names, platform), and the
@@ -11,7 +11,8 @@
 use std::net::Ipv4Addr;
 
 use ke2lab::install::{InstallReport, install_database, install_shared_dir, install_swarm};
-use ke2lab::steps::{Cx, StepError};
+use ke2lab::steps::stack::{Certs, SetupStack, StackOptions};
+use ke2lab::steps::{self, Cx, StepError};
 use ke2lab::topology::{
     ClusterSpec, CredentialSpec, DataPathPort, HostSpec, NetworkSpec, Nic, Platform, Ports,
     PostgresSpec, SharedDirKind, SharedDirSpec, StackSpec, SwarmSpec, Topology,
@@ -140,11 +141,15 @@ prop_compose! {
 async fn transcripts(t: &Topology) -> Result<String, StepError> {
     let c = support::db::creds();
     let mut all = String::new();
-    let phases: [(&str, ke2lab::host::Recorder); 3] = [
+    let stack = ke2lab::host::Recorder::new();
+    support::stack::manager(t, &stack);
+    let phases: [(&str, ke2lab::host::Recorder); 4] = [
         ("swarm", support::swarm::fresh_hosts(t, true)),
         ("shared dir", support::gluster::fresh_hosts(t, true)),
         ("database", support::db::scripted(t, &c)),
+        ("stack", stack),
     ];
+    let opts = StackOptions::from_topology(t, support::stack::CHECKOUT);
     for (phase, rec) in phases {
         let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
         let cx = Cx::new(t, &hosts).with_credentials(&c);
@@ -153,7 +158,17 @@ async fn transcripts(t: &Topology) -> Result<String, StepError> {
             match phase {
                 "swarm" => install_swarm(&cx, &mut report).await?,
                 "shared dir" => install_shared_dir(&cx, &mut report).await?,
-                _ => install_database(&cx, &mut report).await?,
+                "database" => install_database(&cx, &mut report).await?,
+                _ => {
+                    // Step 8 but the checkout copy (its input is a local
+                    // tree, not the topology) and the deploy.
+                    report
+                        .steps
+                        .push(steps::run(&Certs::new(&opts), &cx).await?);
+                    report
+                        .steps
+                        .push(steps::run(&SetupStack::new(opts.clone()), &cx).await?);
+                }
             }
             if run == "second" {
                 assert_eq!(
@@ -163,11 +178,31 @@ async fn transcripts(t: &Topology) -> Result<String, StepError> {
                 );
             }
             all.push_str(&format!("## {phase}, {run} run\n"));
-            all.push_str(&rec.transcript());
+            all.push_str(&without_pem(&rec.transcript()));
             rec.clear_events();
         }
     }
     Ok(all)
+}
+
+/// The transcript without certificate bodies: random base64 may hold any
+/// number.
+fn without_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.ends_with("-----END CERTIFICATE-----") {
+            inside = false;
+        }
+        if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line.ends_with("-----BEGIN CERTIFICATE-----") {
+            inside = true;
+        }
+    }
+    out
 }
 
 /// Every line of `text` that names a default, with the default.

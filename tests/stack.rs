@@ -16,9 +16,10 @@ use ke2lab::steps::stack::{Certs, SetupStack, StackOptions};
 use ke2lab::steps::{self, Cx, StepError};
 use ke2lab::topology::{Credentials, Platform, Secret, Topology};
 
-const COMPOSE_CONFIG: &str = include_str!("fixtures/stack/compose-config.yml");
-const BASE_CONF: &str = include_str!("fixtures/stack/rabbitmq-cluster.base.conf");
-const CHECKOUT: &str = "/opt/ke2-docker";
+use support::stack::{BASE_CONF, CHECKOUT, COMPOSE_CONFIG};
+
+mod support;
+
 const SWARM_DIR: &str = "/opt/ke2-docker/ke2/cluster/swarm";
 const PASSWORD: &str = "Kp4ssw0rdNeverShown";
 
@@ -36,53 +37,8 @@ fn creds() -> Credentials {
     c
 }
 
-fn node_ls(names: &[&str]) -> String {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{\"Availability\":\"Active\",\"EngineVersion\":\"26.1.5+dfsg1\",\"Hostname\":\"{n}\",\
-                 \"ID\":\"id{i}\",\"ManagerStatus\":\"{}\",\"Self\":{},\"Status\":\"Ready\"}}\n",
-                if i == 0 { "Leader" } else { "Reachable" },
-                i == 0
-            )
-        })
-        .collect()
-}
-
-/// A manager that has the checkout (its base rabbitmq config), a swarm of
-/// three nodes and the real compose tool, answering with the captured
-/// output. The SSL copy is missing at first and present once `cp` ran.
 fn manager(rec: &Recorder) {
-    let m = "ke2-server1";
-    rec.rule(Rule::on(m, "hostname", vec![Output::ok("ke2-server1\n")]));
-    rec.file(
-        m,
-        &format!("{CHECKOUT}/configs/rabbitmq-cluster.conf"),
-        BASE_CONF,
-    );
-    rec.rule(Rule::on(
-        m,
-        "sh -c 'cd \"$1\" || exit 2",
-        vec![Output::fail(1, "")],
-    ));
-    rec.rule(Rule::on(m, "sh -c 'cd \"$1\" || exit 2", vec![Output::ok("")]).when("ssl-copied"));
-    rec.rule(Rule::on(m, "cp -f -a -r -T", vec![Output::ok("")]).sets("ssl-copied"));
-    rec.rule(Rule::on(
-        m,
-        format!("sh -c 'set -a; . /dev/stdin; set +a; exec \"$@\"' sh env -C {SWARM_DIR} "),
-        vec![Output::ok(COMPOSE_CONFIG)],
-    ));
-    rec.rule(Rule::on(
-        m,
-        "docker node ls",
-        vec![Output::ok(node_ls(&[
-            "ke2-server1",
-            "ke2-server2",
-            "ke2-server3",
-        ]))],
-    ));
+    support::stack::manager(&topology(Platform::Debian), rec);
 }
 
 /// The transcript with the certificates' random bodies replaced, so a

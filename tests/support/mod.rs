@@ -11,6 +11,7 @@
 
 pub mod db;
 pub mod gluster;
+pub mod stack;
 pub mod swarm;
 
 use ke2lab::topology::{Platform, Topology};
