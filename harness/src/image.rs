@@ -226,8 +226,8 @@ async fn build_with_debootstrap(
 ) -> Result<()> {
     if which("debootstrap").is_none() {
         bail!(
-            "cannot build the host image: neither `debootstrap` (apt-get install debootstrap) \
-             nor a local `{SLIM_BASE}` image is available"
+            "cannot build the host image: neither `debootstrap` nor a local `{SLIM_BASE}` \
+             image is available; `ci/install-deps` (as root) installs what a fresh machine lacks"
         );
     }
     let root = work.join(format!("rootfs-{}-{}", recipe.hash(), std::process::id()));
