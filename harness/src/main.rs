@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
+use ke2lab::cluster::resolved::Resolved;
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::probe::swarm;
 use ke2lab::steps::Cx;
@@ -115,10 +116,16 @@ enum Command {
         #[arg(long)]
         identity: Option<PathBuf>,
     },
-    /// Check a topology file and print its warnings.
+    /// Check a topology file: print its warnings and what it resolves to
+    /// (ports and why, quorums and the host failures they tolerate, the
+    /// ports to open on each host).
     Check {
         #[arg(long, short)]
         topology: PathBuf,
+        /// Print the resolution as one JSON document on stdout instead
+        /// (warnings also go to stderr; bad input prints nothing on stdout).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -293,12 +300,23 @@ async fn run(cli: Cli) -> Result<()> {
             ssh_user,
             identity,
         } => install_ssh(&topology, ssh_user, identity).await,
-        Command::Check { topology } => {
-            load_topology(Some(&topology))?;
-            println!("topology `{}` is valid", topology.display());
+        Command::Check { topology, json } => {
+            print!("{}", check(&topology, json)?);
             Ok(())
         }
     }
+}
+
+/// What `ke2lab check` prints on stdout: the table, or the JSON document.
+/// Bad input is an error before anything is printed.
+fn check(path: &PathBuf, json: bool) -> Result<String> {
+    let v = load_topology(Some(path))?;
+    let resolved = Resolved::of_validated(&v);
+    Ok(if json {
+        format!("{}\n", resolved.to_json())
+    } else {
+        format!("topology `{}` is valid\n\n{resolved}", path.display())
+    })
 }
 
 fn images_of(real: bool) -> StackImages {
@@ -762,6 +780,61 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/topologies"
+        ))
+        .join(format!("{name}.toml"))
+    }
+
+    #[test]
+    fn check_prints_the_table_after_the_verdict() {
+        let path = fixture("three-node");
+        let out = check(&path, false).unwrap();
+        assert!(
+            out.starts_with(&format!("topology `{}` is valid\n\n", path.display())),
+            "{out}"
+        );
+        for line in [
+            "  data-path port  4789/udp",
+            "  volume        gvol0, replica 3",
+            "ports to open",
+        ] {
+            assert!(out.contains(line), "no `{line}` in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn check_json_is_one_document_with_the_resolved_values() {
+        let out = check(&fixture("three-node-vmxnet3"), true).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["swarm"]["data_path_port"], 7789);
+        assert_eq!(doc["shared_dir"]["replica"], 3);
+        assert_eq!(doc["quorums"]["swarm_raft"]["tolerates"], 1);
+        assert_eq!(doc["quorums"]["pgpool_watchdog"]["tolerates"], 1);
+        assert_eq!(doc["firewall"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn check_json_of_bad_input_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            include_str!("../../fixtures/topologies/three-node.toml")
+                .replace("pgpool = 9999", "pgpool = 2377"),
+        )
+        .unwrap();
+        let e = check(&path, true).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_BAD_INPUT);
+        assert!(
+            format!("{e:#}").contains("`ports.pgpool`: port `2377`"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -4,3 +4,4 @@
 //! wrapping the probes each their own way.
 
 pub mod pgpool;
+pub mod resolved;

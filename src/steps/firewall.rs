@@ -3,11 +3,19 @@
 //! Debian hosts have no firewall by default and the procedure manages none
 //! there, so on them the step has nothing to plan. One instance per purpose
 //! (swarm, gluster, postgres).
+//!
+//! The port lists are pure functions of the [`Topology`], each port with why
+//! it is open: the steps open them, and `ke2lab check`
+//! ([`crate::cluster::resolved`]) explains them from the same lists, so what
+//! a firewall team is told is what the install opens.
 
 use async_trait::async_trait;
 
 use super::{Cx, Plan, Planned, Step, StepError, each_host};
 use crate::host::{Cmd, Host};
+use crate::topology::{
+    NginxPortMode, SWARM_GOSSIP_PORT, SWARM_MANAGEMENT_PORT, SharedDirKind, Topology,
+};
 
 /// A port (or port range) and protocol, as firewalld spells it: `7946/udp`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,14 +44,115 @@ impl Port {
     }
 }
 
-/// The swarm's ports (step 2): management, gossip and the data path, which is
-/// the topology's chosen data-path port instead of 4789 when it differs.
-pub fn swarm_ports(data_path_port: u16) -> Vec<Port> {
+/// A port a host needs open, and what listens there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opening {
+    pub port: Port,
+    pub purpose: String,
+}
+
+impl Opening {
+    fn new(port: Port, purpose: impl Into<String>) -> Self {
+        Opening {
+            port,
+            purpose: purpose.into(),
+        }
+    }
+}
+
+/// The swarm's openings (step 2): management, gossip and the data path, which
+/// is the topology's chosen data-path port instead of 4789 when it differs.
+pub fn swarm_openings(data_path_port: u16) -> Vec<Opening> {
     vec![
-        Port::tcp(2377),
-        Port::tcp(7946),
-        Port::udp(7946),
-        Port::udp(data_path_port),
+        Opening::new(
+            Port::tcp(SWARM_MANAGEMENT_PORT),
+            "swarm cluster management (Raft between managers)",
+        ),
+        Opening::new(Port::tcp(SWARM_GOSSIP_PORT), "swarm node gossip"),
+        Opening::new(Port::udp(SWARM_GOSSIP_PORT), "swarm node gossip"),
+        Opening::new(
+            Port::udp(data_path_port),
+            "swarm overlay data path (VXLAN, `swarm.data_path_port`)",
+        ),
+    ]
+}
+
+/// The swarm's ports (step 2), as [`swarm_openings`] lists them.
+pub fn swarm_ports(data_path_port: u16) -> Vec<Port> {
+    swarm_openings(data_path_port)
+        .into_iter()
+        .map(|o| o.port)
+        .collect()
+}
+
+/// Step 5 item 6: PostgreSQL, Pgpool-II, PCP, watchdog and heartbeat.
+pub fn database_openings(t: &Topology) -> Vec<Opening> {
+    let p = &t.ports;
+    vec![
+        Opening::new(
+            Port::tcp(p.postgres),
+            "PostgreSQL (replication, Pgpool-II's backends)",
+        ),
+        Opening::new(
+            Port::tcp(p.pgpool),
+            "Pgpool-II (Kompira's database clients, on the VIP and each host)",
+        ),
+        Opening::new(Port::tcp(p.pcp), "Pgpool-II's PCP (control commands)"),
+        Opening::new(Port::tcp(p.watchdog), "Pgpool-II watchdog"),
+        Opening::new(Port::udp(p.heartbeat), "Pgpool-II watchdog heartbeat"),
+    ]
+}
+
+/// glusterd's first brick port (`base-port` of `glusterd.vol`); each brick
+/// process on a host takes the next free port from here.
+pub const GLUSTER_FIRST_BRICK_PORT: u16 = 49152;
+
+/// What a firewalld service that a step opens stands for on a host of `t`.
+/// For `glusterfs` that is glusterd's ports and one port per brick on the
+/// host: the volume has one brick on every host, so its brick process
+/// listens on the first brick port (the service itself opens a whole range
+/// of them).
+pub fn service_openings(service: &str, t: &Topology) -> Vec<Opening> {
+    match service {
+        "glusterfs" => vec![
+            Opening::new(Port::tcp(24007), "glusterd management (peers, mounts)"),
+            Opening::new(Port::tcp(24008), "glusterd management (RDMA)"),
+            Opening::new(
+                Port::tcp(GLUSTER_FIRST_BRICK_PORT),
+                format!(
+                    "Gluster brick `{}` of volume `{}` (one port per brick, from {GLUSTER_FIRST_BRICK_PORT} up)",
+                    t.shared_dir.brick, t.shared_dir.volume
+                ),
+            ),
+        ],
+        // Only services some step opens are described; a step that opens
+        // another must describe it here (`tests/resolved.rs` checks).
+        _ => Vec::new(),
+    }
+}
+
+/// Ports the cluster needs on every host that no firewall step opens: sshd
+/// (the procedure's firewalld zone already allows it) and the stack's
+/// published ports, which Docker publishes itself.
+pub fn unmanaged_openings(t: &Topology) -> Vec<Opening> {
+    let nginx = match t.stack.nginx_port_mode {
+        NginxPortMode::Ingress => "every host (`ingress`: the routing mesh)",
+        NginxPortMode::Host => "hosts that run an nginx task (`host` mode)",
+    };
+    vec![
+        Opening::new(
+            Port::tcp(22),
+            "sshd (`ke2lab install`; postgres's ssh between hosts for failover and online recovery)",
+        ),
+        Opening::new(
+            Port::tcp(80),
+            format!("nginx HTTP, redirected to HTTPS, on {nginx}"),
+        ),
+        Opening::new(Port::tcp(443), format!("nginx HTTPS (Kompira) on {nginx}")),
+        Opening::new(
+            Port::tcp(5671),
+            "RabbitMQ AMQPS (the ke2-docker stack publishes it, `ingress`)",
+        ),
     ]
 }
 
@@ -51,7 +160,7 @@ pub fn swarm_ports(data_path_port: u16) -> Vec<Port> {
 /// firewalld.
 pub struct Firewall {
     pub purpose: &'static str,
-    pub ports: Vec<Port>,
+    pub ports: Vec<Opening>,
     /// firewalld service names (`firewall-cmd --get-services`).
     pub services: Vec<&'static str>,
 }
@@ -59,24 +168,27 @@ pub struct Firewall {
 impl Firewall {
     /// Step 5 item 6: PostgreSQL, Pgpool-II, PCP, watchdog and heartbeat.
     pub fn for_database(cx: &Cx<'_>) -> Self {
-        let p = &cx.topology.ports;
+        Self::database(cx.topology)
+    }
+
+    /// [`Firewall::for_database`] of a topology.
+    pub fn database(t: &Topology) -> Self {
         Firewall {
             purpose: "pg-firewall",
-            ports: vec![
-                Port::tcp(p.postgres),
-                Port::tcp(p.pgpool),
-                Port::tcp(p.pcp),
-                Port::tcp(p.watchdog),
-                Port::udp(p.heartbeat),
-            ],
+            ports: database_openings(t),
             services: Vec::new(),
         }
     }
 
     pub fn for_swarm(cx: &Cx<'_>) -> Self {
+        Self::swarm(cx.topology)
+    }
+
+    /// [`Firewall::for_swarm`] of a topology.
+    pub fn swarm(t: &Topology) -> Self {
         Firewall {
             purpose: "firewall",
-            ports: swarm_ports(cx.topology.data_path_port()),
+            ports: swarm_openings(t.data_path_port()),
             services: Vec::new(),
         }
     }
@@ -90,6 +202,28 @@ impl Firewall {
             services: vec!["glusterfs"],
         }
     }
+
+    /// What this instance opens on a host of `t`: its ports, then what its
+    /// services stand for.
+    pub fn openings(&self, t: &Topology) -> Vec<Opening> {
+        let mut all = self.ports.clone();
+        for s in &self.services {
+            all.extend(service_openings(s, t));
+        }
+        all
+    }
+}
+
+/// The firewall instances the install runs for `t`, in its order
+/// (`install::install`: the swarm's, Gluster's when the shared directory is
+/// a Gluster volume, the database's).
+pub fn firewalls(t: &Topology) -> Vec<Firewall> {
+    let mut all = vec![Firewall::swarm(t)];
+    if t.shared_dir.kind == SharedDirKind::Gluster {
+        all.push(Firewall::for_gluster());
+    }
+    all.push(Firewall::database(t));
+    all
 }
 
 /// What is missing on one host.
@@ -150,6 +284,7 @@ impl Step for Firewall {
                 ports: self
                     .ports
                     .iter()
+                    .map(|o| &o.port)
                     .filter(|p| !ports.contains(&p.spec()))
                     .cloned()
                     .collect(),
