@@ -66,6 +66,10 @@ const FIXED_PORTS: &[(u16, &str)] = &[
     ),
     (80, "nginx's published HTTP port (`80/tcp`, fixed)"),
     (443, "nginx's published HTTPS port (`443/tcp`, fixed)"),
+    (
+        5671,
+        "RabbitMQ's published AMQPS port (`5671/tcp`, fixed by the stack's `rabbitmq.yml`)",
+    ),
 ];
 
 /// glusterd's ports, fixed too, but only opened when the shared directory is

@@ -690,6 +690,12 @@ const INVALID: &[(&str, Edit, &str)] = &[
          `host`)",
     ),
     (
+        "pgpool on RabbitMQ's published port",
+        |t| set(t, "ports.pgpool", 5671),
+        "`ports.pgpool`: port `5671` collides with RabbitMQ's published AMQPS port (`5671/tcp`, \
+         fixed by the stack's `rabbitmq.yml`)",
+    ),
+    (
         "a var directory outside the shared directory",
         |t| set(t, "stack.var_dir", "/srv/kompira-var"),
         "`stack.var_dir`: `/srv/kompira-var` is outside the shared directory `/mnt/gluster` \
