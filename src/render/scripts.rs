@@ -329,10 +329,16 @@ fn settings(p: &ScriptParams, name: &str, vars: &[Var]) -> String {
 /// Starting and stopping PostgreSQL on the host the function runs on.
 fn pg_start_stop_fns(l: &Layout) -> String {
     match l.platform {
-        // Debian keeps the cluster's configuration in /etc, so `pg_ctl -D
-        // PGDATA start` cannot start it; pg_ctlcluster can (it runs pg_ctl
-        // itself when it is not root, with or without systemd).
-        Platform::Debian => DEBIAN_START_STOP_FNS.replace("{{VERSION}}", &l.pg_version.to_string()),
+        // Debian keeps the cluster's configuration in /etc, so a bare `pg_ctl
+        // -D PGDATA start` cannot start it: the start passes `config_file`
+        // and the package's log file as pg_ctlcluster does (its own start,
+        // as a user other than root, is that pg_ctl plus fixed waits; the
+        // package's postgresql.conf names data_directory, hba_file,
+        // ident_file, external_pid_file and the socket directory itself).
+        Platform::Debian => DEBIAN_START_STOP_FNS
+            .replace("{{VERSION}}", &l.pg_version.to_string())
+            .replace("{{PG_LOG}}", &q(l.pg_log))
+            .replace("{{PG_CONF}}", l.pg_conf),
         Platform::Rhel9 => RHEL9_START_STOP_FNS.to_string(),
     }
 }
@@ -342,7 +348,9 @@ fn pg_start_stop_fns(l: &Layout) -> String {
 // they see the settings in SHARED_VARS and call only `log` and other
 // `remote_*` functions.
 
-const ON_HOST_FN: &str = r##"log() { echo "$SCRIPT: $*"; }
+const ON_HOST_FN: &str = r##"# log TEXT: one line with the time (to the millisecond, like Pgpool-II's own
+# lines), so the log of a recovery or failover shows where its time went.
+log() { echo "$(date '+%F %T.%3N') $SCRIPT: $*"; }
 
 # on_host HOST FUNCTION [ARG...]: runs FUNCTION on HOST as postgres over ssh,
 # shipping the settings in SHARED_VARS and every remote_* function; returns
@@ -370,15 +378,20 @@ remote_pg_running() {
 "##;
 
 const DEBIAN_START_STOP_FNS: &str = r##"# remote_pg_start PGDATA: starts PostgreSQL on this host unless it runs. The
-# cluster's configuration is in /etc, so pg_ctlcluster starts it (PGDATA only
-# serves the check).
+# cluster's configuration is in /etc, so the server gets it as config_file and
+# logs where the package's cluster logs: what pg_ctlcluster runs as a user
+# other than root. pg_ctl -w returns once the server accepts connections
+# (it polls every 0.1 s); pg_ctlcluster would add its own fixed waits after
+# that (0.5 s, then three psql probes 0.5 s apart: 2 s or more per start,
+# paid by every online recovery and every follow_primary).
 remote_pg_start() {
     if remote_pg_running "$1"; then
         log "PostgreSQL already runs on $(hostname)"
         return 0
     fi
     log "starting PostgreSQL on $(hostname)"
-    LANG=C.UTF-8 pg_ctlcluster {{VERSION}} main start </dev/null
+    LANG=C.UTF-8 "$PG_BIN/pg_ctl" -D "$1" -l {{PG_LOG}} -w -s \
+        -o "-c config_file=\"{{PG_CONF}}\"" start </dev/null
 }
 
 # remote_pg_stop PGDATA: stops PostgreSQL on this host if it runs.
@@ -816,7 +829,10 @@ mod tests {
     fn platform_start_commands() {
         let t = topo(Platform::Debian);
         let deb = pgpool_remote_start(&params(&t, Platform::Debian));
-        assert!(deb.contains("LANG=C.UTF-8 pg_ctlcluster 17 main start"));
+        assert!(deb.contains(
+            "LANG=C.UTF-8 \"$PG_BIN/pg_ctl\" -D \"$1\" -l /var/log/postgresql/postgresql-17-main.log -w -s \\\n        -o \"-c config_file=\\\"/etc/postgresql/17/main/postgresql.conf\\\"\" start"
+        ));
+        assert!(!deb.contains("pg_ctlcluster 17 main start"));
         assert!(!deb.contains("\"$PG_BIN/pg_ctl\" -D \"$1\" -l /dev/null -w start"));
         let t = topo(Platform::Rhel9);
         let rhel = pgpool_remote_start(&params(&t, Platform::Rhel9));
@@ -1303,7 +1319,8 @@ exec bash "$@"
             sb.tool(
                 "pg_ctl",
                 r#"if [ "$3" = status ]; then [ -e "$FAKE_DIR/running" ] && exit 0; exit 3; fi
-echo "pg_ctl $*" >>"$FAKE_DIR/calls""#,
+echo "pg_ctl $*" >>"$FAKE_DIR/calls"
+case "${@: -1}" in start) touch "$FAKE_DIR/running" ;; stop) rm -f "$FAKE_DIR/running" ;; esac"#,
             );
             sb.tool(
                 "pg_basebackup",
@@ -1471,7 +1488,10 @@ exec bash "$@"
                      --source-server={source}"
                 ),
                 format!("pg_basebackup -h ke2-server2 -p 5432 -U repl -w -D {pgdata} -X stream -R -c fast"),
-                "pg_ctlcluster 17 main start".to_string(),
+                format!(
+                    "pg_ctl -D {pgdata} -l /var/log/postgresql/postgresql-17-main.log -w -s \
+                     -o -c config_file=\"/etc/postgresql/17/main/postgresql.conf\" start"
+                ),
                 "PCPPASSFILE=/var/lib/postgresql/.pcppass pcp_attach_node -w -h localhost -p 9898 -U pgpool -n 2"
                     .to_string(),
             ],

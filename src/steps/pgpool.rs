@@ -408,11 +408,15 @@ impl Step for PgpoolStart {
     }
 }
 
-/// What the recovery step does to one node.
-#[derive(Clone, Copy, Debug)]
+/// What the recovery step does.
+#[derive(Clone, Debug)]
 pub enum RecoveryAction {
-    /// Rebuild the node from the primary (`pcp_recovery_node`).
-    Recover(usize),
+    /// Before the first rebuild: every node to rebuild has its PostgreSQL
+    /// stopped (if it runs) and is down in the Pgpool-II of host `via`.
+    Prepare { nodes: Vec<usize>, via: usize },
+    /// Rebuild the node from the primary (`pcp_recovery_node`) through the
+    /// Pgpool-II of host `via`, the watchdog leader.
+    Recover { node: usize, via: usize },
     /// The node's standby streams; only the watchdog leader (host `leader`),
     /// which decides attaches, must take it back.
     Attach { node: usize, leader: usize },
@@ -420,18 +424,29 @@ pub enum RecoveryAction {
 
 /// Step 7, second half: every node whose PostgreSQL does not run as a
 /// standby is rebuilt from the primary by online recovery
-/// (`pcp_recovery_node`), as the document does; a streaming standby that
-/// the watchdog leader counts down is attached through the leader. The
-/// verify waits until [`pgpool::decide`] calls the cluster healthy: the
-/// leader and every member agree, a stale member resynced on the way.
+/// (`pcp_recovery_node`, through the watchdog leader as the document's
+/// `-h <VIP>`), as the document does; a streaming standby that the watchdog
+/// leader counts down is attached through the leader. The verify waits
+/// until [`pgpool::decide`] calls the cluster healthy: the leader and every
+/// member agree, a stale member resynced on the way.
+///
+/// Pgpool-II runs one online recovery at a time per member
+/// (`process_recovery_request` refuses a second one: "pgpool-II is already
+/// processing another recovery request"), so the rebuilds are serial; what
+/// this step keeps short is everything around each base backup (see
+/// [`PCP_RESTART`] and `pgpool_remote_start`).
 pub struct Recovery {
     pub settle: Duration,
+    /// When the last failover or failback this step caused (or awaited)
+    /// ended on the member that runs the recoveries.
+    last_failover: std::sync::Mutex<Option<Failover>>,
 }
 
 impl Default for Recovery {
     fn default() -> Self {
         Recovery {
             settle: Duration::from_secs(300),
+            last_failover: std::sync::Mutex::new(None),
         }
     }
 }
@@ -439,12 +454,169 @@ impl Default for Recovery {
 /// How often the verify may repeat an attach the leader has not acted on.
 const ATTACH_EVERY: Duration = Duration::from_secs(20);
 
+/// How long after a failover or failback a member's PCP process is replaced.
+/// Pgpool-II (4.5, 4.6: `exec_notice_pcp_child` in `pgpool_main.c`) wakes
+/// the PCP process when a failover or failback ends, then `sleep(1)`s and
+/// restarts it. A `pcp_recovery_node` whose worker that old PCP process
+/// forked is orphaned by the restart: the wake-up for its own failback goes
+/// to the new PCP process, which does not know the worker, so the worker
+/// waits out `FAILBACK_WAIT_MAX_RETRY` (5 s, `start_recovery` in
+/// `recovery.c`; logged as "waiting for wake up request is timeout"). The
+/// next recovery therefore waits until the PCP process that was running
+/// when the last failover or failback ended is gone, at most this long.
+pub const PCP_RESTART: Duration = Duration::from_millis(1200);
+
+/// The PCP process of the Pgpool-II on a host (its title, `set_ps_display`
+/// in `pcp_child.c`; the workers' titles say "processing").
+fn pcp_process() -> Cmd {
+    Cmd::new([
+        "pgrep",
+        "-u",
+        "postgres",
+        "-f",
+        "^pgpool: PCP: wait for connection request",
+    ])
+    .deadline(pgpool::PROBE_DEADLINE)
+}
+
+/// The pid of the PCP process on host `on`; `None` when there is none (it is
+/// being replaced) or the host cannot tell.
+async fn pcp_pid(cx: &Cx<'_>, on: usize) -> Option<String> {
+    match cx.host(on).run(&pcp_process()).await {
+        Ok(o) if o.success() => o.stdout_lossy().lines().next().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The last failover or failback on the member that runs the recoveries:
+/// when it ended, and its PCP process then.
+#[derive(Clone, Debug)]
+struct Failover {
+    at: Instant,
+    pcp: Option<String>,
+}
+
 /// `pcp_<tool> -n <node>` on host `on` against its own Pgpool-II.
 fn pcp_node(cx: &Cx<'_>, on: usize, tool: &str, node: usize) -> Cmd {
     let l = Layout::of(cx.topology.hosts[on].platform);
     pgpool::pcp(cx.topology, l, tool, "localhost")
         .arg("-n")
         .arg(node.to_string())
+}
+
+/// The watchdog leader in `view`: the one the VIP's Pgpool-II names with
+/// quorum, else the one a majority of the answering members name.
+fn watchdog_leader(view: &pgpool::PgpoolView) -> Option<usize> {
+    let by_name = |name: &str| view.hosts.iter().position(|h| h == name);
+    if let Ok(w) = &view.via_vip
+        && w.quorum
+        && let Some(i) = by_name(&w.leader_host)
+    {
+        return Some(i);
+    }
+    let named: Vec<usize> = view
+        .members
+        .iter()
+        .filter_map(|m| m.watchdog.as_ref().ok())
+        .filter(|w| w.quorum)
+        .filter_map(|w| by_name(&w.leader_host))
+        .collect();
+    let need = view.hosts.len() / 2 + 1;
+    named
+        .iter()
+        .copied()
+        .find(|i| named.iter().filter(|j| *j == i).count() >= need)
+}
+
+impl Recovery {
+    /// A failover or failback on host `via`'s Pgpool-II has just ended: its
+    /// PCP process (still the old one: the restart comes a second later).
+    async fn note_failover(&self, cx: &Cx<'_>, via: usize) {
+        let at = Instant::now();
+        let pcp = pcp_pid(cx, via).await;
+        *self.last_failover.lock().unwrap_or_else(|e| e.into_inner()) = Some(Failover { at, pcp });
+    }
+
+    /// Waits until host `via`'s PCP process is no longer the one that ran
+    /// when the last failover or failback ended, at most [`PCP_RESTART`]
+    /// after it (a host that cannot tell is not waited for).
+    async fn after_pcp_restart(&self, cx: &Cx<'_>, via: usize) {
+        let last = self
+            .last_failover
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(Failover { at, pcp: Some(old) }) = last else {
+            return;
+        };
+        while at.elapsed() < PCP_RESTART {
+            match pcp_pid(cx, via).await {
+                Some(now) if now == old => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Every node of `nodes` stopped where its PostgreSQL runs (the
+    /// package's own cluster on a fresh Debian host would be overwritten
+    /// under its feet) and down in the Pgpool-II of host `via`, all before
+    /// the first rebuild. Pgpool-II refuses to recover a node it still
+    /// counts alive ("node id: 1 is alive"), as it does right after its
+    /// start until the health check gives up; that health check's failover
+    /// would then land in the middle of a recovery and orphan its worker
+    /// ([`PCP_RESTART`]). The nodes do not run, so detaching them says what
+    /// is true, at once.
+    async fn prepare(&self, cx: &Cx<'_>, nodes: &[usize], via: usize) -> Result<(), StepError> {
+        let port = cx.topology.ports.postgres;
+        futures_util::future::try_join_all(nodes.iter().map(|&id| async move {
+            let h = cx.host(id);
+            let l = Layout::of(cx.topology.hosts[id].platform);
+            if h.run(&l.pg_isready(port)).await?.success() {
+                l.pg_stop().check(h).await?;
+            }
+            Ok::<_, StepError>(())
+        }))
+        .await?;
+        let vh = cx.host(via);
+        let pass = pcppass_path(Layout::of(cx.topology.hosts[via].platform));
+        let pcp = cx.topology.ports.pcp;
+        for &id in nodes {
+            if probe::node_info(vh, pcp, &pass, id).await?.is_up()
+                && let Err(e) = pcp_node(cx, via, "pcp_detach_node", id).check(vh).await
+            {
+                // The health check may have detached it in the meantime.
+                if probe::node_info(vh, pcp, &pass, id).await?.is_up() {
+                    return Err(e.into());
+                }
+            }
+        }
+        let names: Vec<&str> = nodes.iter().map(|&id| cx.name(id)).collect();
+        wait_for(
+            &format!(
+                "Pgpool-II on `{}` to count `{}` down before their rebuild",
+                cx.name(via),
+                names.join("`, `")
+            ),
+            Duration::from_secs(60),
+            || async {
+                for &id in nodes {
+                    match probe::node_info(vh, pcp, &pass, id).await {
+                        Ok(n) if !n.is_up() => {}
+                        Ok(n) => {
+                            return Poll::NotYet(format!("`{}` is {}", cx.name(id), n.status_name));
+                        }
+                        Err(e) => return Poll::NotYet(e.to_string()),
+                    }
+                }
+                Poll::Ready(())
+            },
+        )
+        .await?;
+        // A failover (ours, or the health check's just before) may have
+        // ended a moment ago: the first recovery waits for its PCP restart.
+        self.note_failover(cx, via).await;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -458,16 +630,42 @@ impl Step for Recovery {
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<RecoveryAction>, StepError> {
         let primary = current_primary(cx).await?;
         let view = pgpool::observe(cx.topology, cx.hosts).await;
+        // The recoveries run on the watchdog leader (the document's `-h
+        // <VIP>`): a failback asked of another member is forwarded to the
+        // leader ("will be handled by watchdog"), and the asking member's
+        // recovery worker, never woken, waits out its 5 s for each node.
+        let via = watchdog_leader(&view).unwrap_or(primary);
+        // PostgreSQL's own answer decides, not Pgpool-II's status: right
+        // after Pgpool-II starts, a node that does not run yet can still
+        // show as up until its health check fails.
+        let rebuild: Vec<usize> = (0..cx.hosts.len())
+            .filter(|id| *id != primary && view.pg[*id] != pgpool::PgState::Standby)
+            .collect();
         let mut plan = Plan::default();
+        if !rebuild.is_empty() {
+            let names: Vec<&str> = rebuild.iter().map(|&id| cx.name(id)).collect();
+            plan.push(
+                via,
+                format!(
+                    "take `{}` out of Pgpool-II for their rebuild (PostgreSQL stopped where it runs, detached through `{}`)",
+                    names.join("`, `"),
+                    cx.name(via)
+                ),
+                RecoveryAction::Prepare {
+                    nodes: rebuild.clone(),
+                    via,
+                },
+            );
+        }
         for id in (0..cx.hosts.len()).filter(|id| *id != primary) {
-            // PostgreSQL's own answer decides, not Pgpool-II's status: right
-            // after Pgpool-II starts, a node that does not run yet can still
-            // show as up until its health check fails.
-            if view.pg[id] != pgpool::PgState::Standby {
+            if rebuild.contains(&id) {
                 plan.push(
                     id,
-                    format!("rebuild node {id} by online recovery from the primary"),
-                    RecoveryAction::Recover(id),
+                    format!(
+                        "rebuild node {id} by online recovery from the primary (through `{}`)",
+                        cx.name(via)
+                    ),
+                    RecoveryAction::Recover { node: id, via },
                 );
             } else if let pgpool::Decision::Attach { node, leader } = pgpool::decide(&view)
                 && node == id
@@ -486,57 +684,27 @@ impl Step for Recovery {
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<RecoveryAction>) -> Result<(), StepError> {
-        let id = match item.action {
+        match &item.action {
             RecoveryAction::Attach { node, leader } => {
-                pcp_node(cx, leader, "pcp_attach_node", node)
-                    .check(cx.host(leader))
+                pcp_node(cx, *leader, "pcp_attach_node", *node)
+                    .check(cx.host(*leader))
                     .await?;
-                return Ok(());
             }
-            RecoveryAction::Recover(id) => id,
-        };
-        let target = cx.host(item.host);
-        let lt = Layout::of(cx.topology.hosts[item.host].platform);
-        // A PostgreSQL running on the target (the package's own cluster on a
-        // fresh Debian host) would be overwritten under its feet.
-        if target
-            .run(&lt.pg_isready(cx.topology.ports.postgres))
-            .await?
-            .success()
-        {
-            lt.pg_stop().check(target).await?;
+            RecoveryAction::Prepare { nodes, via } => self.prepare(cx, nodes, *via).await?,
+            RecoveryAction::Recover { node, via } => {
+                self.after_pcp_restart(cx, *via).await;
+                // The recovery runs the base backup and the remote start: its
+                // own limit, not a probe's.
+                let run = pcp_node(cx, *via, "pcp_recovery_node", *node)
+                    .deadline(Duration::from_secs(600))
+                    .check(cx.host(*via))
+                    .await;
+                // Its failback (or a failed recovery's) restarts the PCP
+                // process a second later.
+                self.note_failover(cx, *via).await;
+                run?;
+            }
         }
-        let primary = current_primary(cx).await?;
-        let ph = cx.host(primary);
-        let l = Layout::of(cx.topology.hosts[primary].platform);
-        // Pgpool-II refuses to recover a node it still counts as alive
-        // ("node id: 1 is alive"); right after its start it does so until
-        // the health check gives up. The node's PostgreSQL does not run, so
-        // detaching it says what is true, at once.
-        let info = probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await?;
-        if info.is_up() {
-            pcp_node(cx, primary, "pcp_detach_node", id)
-                .check(ph)
-                .await?;
-        }
-        wait_for(
-            &format!("Pgpool-II to see node {id} down before its recovery"),
-            Duration::from_secs(60),
-            || async {
-                match probe::node_info(ph, cx.topology.ports.pcp, &pcppass_path(l), id).await {
-                    Ok(n) if !n.is_up() => Poll::Ready(()),
-                    Ok(n) => Poll::NotYet(n.status_name),
-                    Err(e) => Poll::NotYet(e.to_string()),
-                }
-            },
-        )
-        .await?;
-        // The recovery itself runs the base backup and the remote start: its
-        // own limit, not a probe's.
-        pcp_node(cx, primary, "pcp_recovery_node", id)
-            .deadline(Duration::from_secs(600))
-            .check(ph)
-            .await?;
         Ok(())
     }
 
@@ -553,6 +721,7 @@ impl Step for Recovery {
         let mut restarted: BTreeSet<usize> = BTreeSet::new();
         let mut bounced: BTreeSet<(usize, usize)> = BTreeSet::new();
         let mut last_attach: Option<Instant> = None;
+        let mut seen: Option<String> = None;
         loop {
             let view = pgpool::observe(cx.topology, cx.hosts).await;
             let last = match pgpool::decide(&view) {
@@ -571,7 +740,15 @@ impl Step for Recovery {
                         message: reason,
                     });
                 }
-                pgpool::Decision::Wait { reason } => reason,
+                pgpool::Decision::Wait { reason } => {
+                    // What the verify waits for, once per change: where its
+                    // time goes (`KE2LAB_LOG=debug`).
+                    if seen.as_deref() != Some(reason.as_str()) {
+                        tracing::debug!(step = "recovery", "pgpool: waiting: {reason}");
+                        seen = Some(reason.clone());
+                    }
+                    reason
+                }
                 pgpool::Decision::Attach { node, leader } => {
                     if last_attach.is_none_or(|t| t.elapsed() >= ATTACH_EVERY) {
                         repaired(
