@@ -49,11 +49,13 @@ pub struct Replica {
 }
 
 /// One Pgpool-II member as it answers on its own host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// `pcp_watchdog_info` on the member's host, or why it failed.
+    #[serde(with = "super::outcome")]
     pub watchdog: Result<WatchdogInfo, String>,
     /// `pcp_node_info` of every node, as this member counts them.
+    #[serde(with = "super::outcome")]
     pub backends: Result<Vec<NodeInfo>, String>,
 }
 
@@ -69,11 +71,12 @@ impl Member {
 }
 
 /// Everything the decision looks at, as plain data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgpoolView {
     /// Host names; a node's id is its position.
     pub hosts: Vec<String>,
     /// `pcp_watchdog_info` through the VIP (the leader answers there).
+    #[serde(with = "super::outcome")]
     pub via_vip: Result<WatchdogInfo, String>,
     /// One per host, in the topology's order.
     pub members: Vec<Member>,
@@ -84,7 +87,7 @@ pub struct PgpoolView {
 }
 
 /// What the view says to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     /// The leader sees every node up, one primary and n-1 streaming
@@ -114,7 +117,7 @@ fn attached(n: &NodeInfo) -> bool {
 
 /// The watchdog leader: the one the VIP's Pgpool-II names, else the one a
 /// majority of the answering members name with quorum.
-fn leader_of(v: &PgpoolView) -> Option<usize> {
+pub fn leader_of(v: &PgpoolView) -> Option<usize> {
     let by_name = |name: &str| v.hosts.iter().position(|h| h == name);
     if let Ok(w) = &v.via_vip
         && w.quorum

@@ -10,7 +10,7 @@ use super::ProbeError;
 use crate::host::{Cmd, Host};
 
 /// One row of `show pool_nodes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PoolNode {
     pub node_id: usize,
     pub hostname: String,

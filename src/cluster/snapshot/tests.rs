@@ -1,0 +1,412 @@
+//! `verdict` on hand-built snapshots: healthy gives nothing, each kind of
+//! fault its finding naming the host; the JSON round trip.
+
+use super::*;
+use crate::cluster::pgpool::Member;
+use crate::probe::pgpool::{NodeInfo, WatchdogNode};
+
+const HOSTS: [&str; 3] = ["ke2-server1", "ke2-server2", "ke2-server3"];
+
+fn wd() -> WatchdogInfo {
+    WatchdogInfo {
+        total_nodes: 3,
+        quorum: true,
+        leader_host: HOSTS[0].into(),
+        nodes: HOSTS
+            .iter()
+            .zip(["LEADER", "STANDBY", "STANDBY"])
+            .map(|(h, s)| WatchdogNode {
+                host: h.to_string(),
+                status_name: s.into(),
+                delegate_ip: "10.20.0.100".into(),
+            })
+            .collect(),
+    }
+}
+
+fn backends() -> Vec<NodeInfo> {
+    HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| NodeInfo {
+            hostname: h.to_string(),
+            status_name: "up".into(),
+            role: if i == 0 { "primary" } else { "standby" }.into(),
+            replication_state: if i == 0 { "" } else { "streaming" }.into(),
+        })
+        .collect()
+}
+
+fn replica(h: &str) -> Replica {
+    Replica {
+        application_name: h.into(),
+        state: "streaming".into(),
+        sync_state: "async".into(),
+    }
+}
+
+/// A healthy three-host cluster with the stack deployed.
+pub(crate) fn healthy() -> Snapshot {
+    let view = PgpoolView {
+        hosts: HOSTS.iter().map(|h| h.to_string()).collect(),
+        via_vip: Ok(wd()),
+        members: (0..3)
+            .map(|_| Member {
+                watchdog: Ok(wd()),
+                backends: Ok(backends()),
+            })
+            .collect(),
+        pg: vec![PgState::Primary, PgState::Standby, PgState::Standby],
+        replicas: vec![replica(HOSTS[1]), replica(HOSTS[2])],
+    };
+    let hosts = HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| HostFacts {
+            name: h.to_string(),
+            address: Ipv4Addr::new(10, 20, 0, i as u8 + 1),
+            swarm: Some(LocalSwarm {
+                state: LocalNodeState::Active,
+                control_available: true,
+                error: String::new(),
+            }),
+            gluster_peers: Some(
+                HOSTS
+                    .iter()
+                    .map(|p| PeerFacts {
+                        hostname: if p == h { "localhost" } else { p }.to_string(),
+                        connected: true,
+                        state: if p == h { "local" } else { "in_cluster" }.into(),
+                    })
+                    .collect(),
+            ),
+            shared_mount: Some(MountFacts {
+                path: "/mnt/gluster".into(),
+                mounted: true,
+                source: format!("{h}:/gvol0"),
+                fstype: "fuse.glusterfs".into(),
+            }),
+            postgres: view.pg[i].clone(),
+            replication: (i > 0).then(|| replica(h)),
+            holds_vip: Some(i == 0),
+        })
+        .collect();
+    Snapshot {
+        version: SNAPSHOT_VERSION,
+        cluster: "ke2".into(),
+        vip: Ipv4Addr::new(10, 20, 0, 100),
+        hosts,
+        swarm: Some(SwarmFacts {
+            asked: HOSTS[0].into(),
+            nodes: HOSTS
+                .iter()
+                .enumerate()
+                .map(|(i, h)| SwarmNodeFacts {
+                    hostname: h.to_string(),
+                    status: NodeStatus::Ready,
+                    availability: Availability::Active,
+                    manager: Some(if i == 0 {
+                        ManagerStatus::Leader
+                    } else {
+                        ManagerStatus::Reachable
+                    }),
+                })
+                .collect(),
+        }),
+        gluster: Some(GlusterFacts {
+            volume: "gvol0".into(),
+            asked: HOSTS[0].into(),
+            exists: true,
+            state: Some("Started".into()),
+            replica: 3,
+            bricks: HOSTS
+                .iter()
+                .map(|h| BrickFacts {
+                    host: h.to_string(),
+                    path: "/var/glustervol0".into(),
+                    online: true,
+                    port: Some(49152),
+                })
+                .collect(),
+            heal: HOSTS
+                .iter()
+                .map(|h| HealFacts {
+                    host: h.to_string(),
+                    path: "/var/glustervol0".into(),
+                    status: "Connected".into(),
+                    pending: Some(0),
+                })
+                .collect(),
+        }),
+        pgpool: PgpoolFacts {
+            leader: Some(HOSTS[0].into()),
+            quorum: Some(true),
+            vip_holders: vec![HOSTS[0].into()],
+            decision: view::decide(&view),
+            view,
+            pool_nodes: Some(Vec::new()),
+        },
+        stack: Some(StackFacts {
+            name: "ke2".into(),
+            services: vec![ServiceFacts {
+                name: "ke2_nginx".into(),
+                mode: "replicated".into(),
+                image: "nginx:1.27".into(),
+                replicas: "3/3 (max 1 per node)".into(),
+                converged: true,
+            }],
+            https: HOSTS
+                .iter()
+                .map(|h| HttpsFacts {
+                    host: h.to_string(),
+                    status: Some(200),
+                    error: None,
+                })
+                .collect(),
+        }),
+        errors: Vec::new(),
+    }
+}
+
+/// Re-decides after a change of the view, as a snapshot would have.
+fn redecide(s: &mut Snapshot) {
+    s.pgpool.decision = view::decide(&s.pgpool.view);
+}
+
+#[test]
+fn healthy_has_no_finding() {
+    let s = healthy();
+    assert_eq!(
+        s.pgpool.decision,
+        Decision::Healthy {
+            leader: 0,
+            primary: 0
+        }
+    );
+    assert_eq!(verdict(&s), vec![]);
+}
+
+#[test]
+fn each_fault_is_its_finding() {
+    type Case = (
+        &'static str,
+        fn(&mut Snapshot),
+        Option<&'static str>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "a swarm node down",
+            |s| s.swarm.as_mut().unwrap().nodes[1].status = NodeStatus::Down,
+            Some("ke2-server2"),
+            "host `ke2-server2`: swarm node `Down`, not Ready",
+        ),
+        (
+            "a drained node",
+            |s| s.swarm.as_mut().unwrap().nodes[2].availability = Availability::Drain,
+            Some("ke2-server3"),
+            "host `ke2-server3`: swarm node availability `Drain`, not Active",
+        ),
+        (
+            "a manager unreachable",
+            |s| s.swarm.as_mut().unwrap().nodes[1].manager = Some(ManagerStatus::Unreachable),
+            Some("ke2-server2"),
+            "host `ke2-server2`: swarm manager `Unreachable`, not reachable",
+        ),
+        (
+            "a host outside the swarm",
+            |s| {
+                s.swarm.as_mut().unwrap().nodes.remove(2);
+            },
+            Some("ke2-server3"),
+            "host `ke2-server3`: not a node of the swarm (as `ke2-server1` sees it)",
+        ),
+        (
+            "a host that left the swarm",
+            |s| s.hosts[2].swarm.as_mut().unwrap().state = LocalNodeState::Inactive,
+            Some("ke2-server3"),
+            "host `ke2-server3`: swarm state `inactive`, not active",
+        ),
+        (
+            "a gluster peer disconnected",
+            |s| s.hosts[0].gluster_peers.as_mut().unwrap()[1].connected = false,
+            Some("ke2-server2"),
+            "host `ke2-server1`: gluster peer `ke2-server2` `in_cluster`, disconnected",
+        ),
+        (
+            "the shared directory not mounted",
+            |s| {
+                let m = s.hosts[1].shared_mount.as_mut().unwrap();
+                m.mounted = false;
+                m.fstype.clear();
+            },
+            Some("ke2-server2"),
+            "host `ke2-server2`: `/mnt/gluster` is not a glusterfs mount",
+        ),
+        (
+            "a brick offline",
+            |s| s.gluster.as_mut().unwrap().bricks[2].online = false,
+            Some("ke2-server3"),
+            "volume `gvol0`: brick `ke2-server3:/var/glustervol0` offline",
+        ),
+        (
+            "entries pending heal",
+            |s| s.gluster.as_mut().unwrap().heal[0].pending = Some(4),
+            Some("ke2-server1"),
+            "volume `gvol0`: brick `ke2-server1:/var/glustervol0` has `4` entries pending heal",
+        ),
+        (
+            "the volume stopped",
+            |s| s.gluster.as_mut().unwrap().state = Some("Stopped".into()),
+            None,
+            "volume `gvol0`: `Stopped`, not started",
+        ),
+        (
+            "a standby not streaming",
+            |s| s.hosts[2].replication.as_mut().unwrap().state = "catchup".into(),
+            Some("ke2-server3"),
+            "host `ke2-server3`: PostgreSQL standby `catchup`, not streaming",
+        ),
+        (
+            "the VIP on two hosts",
+            |s| s.pgpool.vip_holders.push("ke2-server2".into()),
+            None,
+            "VIP `10.20.0.100`: held by `ke2-server1`, `ke2-server2`",
+        ),
+        (
+            "the VIP on none",
+            |s| s.pgpool.vip_holders.clear(),
+            None,
+            "VIP `10.20.0.100`: held by no host",
+        ),
+        (
+            "a member the leader counts down: attach",
+            |s| {
+                s.pgpool.view.members[0].backends.as_mut().unwrap()[1].status_name = "down".into();
+                redecide(s);
+            },
+            Some("ke2-server2"),
+            "pgpool: the leader `ke2-server1` counts the streaming standby `ke2-server2` down",
+        ),
+        (
+            "a stale member: resync",
+            |s| {
+                s.pgpool.view.members[2].backends.as_mut().unwrap()[1].status_name = "down".into();
+                redecide(s);
+            },
+            Some("ke2-server3"),
+            "pgpool: member `ke2-server3` counts `ke2-server2` down standby, the leader up standby",
+        ),
+        (
+            "a service not converged",
+            |s| {
+                let sv = &mut s.stack.as_mut().unwrap().services[0];
+                sv.replicas = "2/3 (max 1 per node)".into();
+                sv.converged = false;
+            },
+            None,
+            "stack `ke2`: service `ke2_nginx` at `2/3 (max 1 per node)` replicas",
+        ),
+        (
+            "HTTPS 502 on a host",
+            |s| s.stack.as_mut().unwrap().https[1].status = Some(502),
+            Some("ke2-server2"),
+            "host `ke2-server2`: HTTPS `/` answered `502`",
+        ),
+        (
+            "a probe that failed",
+            |s| {
+                s.errors.push(ProbeFailure {
+                    host: "ke2-server3".into(),
+                    probe: "docker info".into(),
+                    error: "deadline of 10s passed".into(),
+                })
+            },
+            Some("ke2-server3"),
+            "host `ke2-server3`: `docker info` failed: deadline of 10s passed",
+        ),
+    ];
+    for (what, change, host, message) in cases {
+        let mut s = healthy();
+        change(&mut s);
+        let found = verdict(&s);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.message == message && f.host.as_deref() == host),
+            "{what}: want {message:?} for {host:?}, got {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn postgres_stopped_on_a_standby_names_that_host_everywhere() {
+    // What the cluster tier's `verify` sees after PostgreSQL is stopped on
+    // one standby: PostgreSQL down there, the decision waiting for it.
+    let mut s = healthy();
+    s.pgpool.view.pg[2] = PgState::Down("no server".into());
+    s.pgpool
+        .view
+        .replicas
+        .retain(|r| r.application_name != HOSTS[2]);
+    s.hosts[2].postgres = s.pgpool.view.pg[2].clone();
+    s.hosts[2].replication = None;
+    redecide(&mut s);
+    let found = verdict(&s);
+    let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "host `ke2-server3`: PostgreSQL down: no server",
+            "pgpool: `ke2-server3` is not a streaming standby yet (PostgreSQL: Down(\"no server\"))",
+        ]
+    );
+}
+
+#[test]
+fn a_pgpool_member_not_answering_is_named() {
+    let mut s = healthy();
+    s.pgpool.view.members[1].watchdog = Err("connection refused".into());
+    s.pgpool.view.members[1].backends = Err("connection refused".into());
+    redecide(&mut s);
+    let found = verdict(&s);
+    assert_eq!(found[0].host.as_deref(), Some("ke2-server2"));
+    assert_eq!(
+        found[0].message,
+        "host `ke2-server2`: Pgpool-II does not answer: connection refused"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.message == "pgpool: member `ke2-server2` is not answering (not STANDBY yet)"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn json_round_trip() {
+    let mut s = healthy();
+    s.errors.push(ProbeFailure {
+        host: "ke2-server2".into(),
+        probe: "gluster pool list".into(),
+        error: "glusterd is not running".into(),
+    });
+    s.pgpool.view.members[1].watchdog = Err("refused".into());
+    s.hosts[1].postgres = PgState::Down("no server".into());
+    s.stack = None;
+    let text = serde_json::to_string_pretty(&s).unwrap();
+    let back: Snapshot = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, s);
+    // A failed probe reads as what it is.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["pgpool"]["view"]["members"][1]["watchdog"]["error"],
+        "refused"
+    );
+    assert_eq!(
+        v["pgpool"]["view"]["via_vip"]["ok"]["leader_host"],
+        "ke2-server1"
+    );
+    assert_eq!(v["hosts"][1]["postgres"]["state"], "down");
+    assert_eq!(v["version"], SNAPSHOT_VERSION);
+}
