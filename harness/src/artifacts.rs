@@ -77,18 +77,33 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
         "show-pool-nodes-via-vip.txt",
         &redact(&pool_nodes(lab, lab.topology.network.vip).await),
     )?;
-    // The typed Pgpool-II view (every member, the VIP, PostgreSQL) and
-    // what it decides: the scenarios' own judgement of "healed".
-    let view = lab.pgpool_view().await;
-    let judged = serde_json::json!({
-        "view": view,
-        "decision": ke2lab::cluster::pgpool::decide(&view),
-    });
-    write(
-        &dir,
-        "pgpool-view.json",
-        &redact(&serde_json::to_string_pretty(&judged).unwrap_or_default()),
-    )?;
+    // The whole typed view (swarm, Gluster, PostgreSQL, the Pgpool-II view
+    // with its decision, the stack) and its verdict: the cluster's own
+    // account of what is wrong, the same one `ke2lab status` and `verify`
+    // print.
+    match lab.snapshot().await {
+        Ok(snapshot) => {
+            write(
+                &dir,
+                "snapshot.json",
+                &redact(&serde_json::to_string_pretty(&snapshot).unwrap_or_default()),
+            )?;
+            let found: String = ke2lab::cluster::verdict(&snapshot)
+                .iter()
+                .map(|f| format!("{f}\n"))
+                .collect();
+            write(
+                &dir,
+                "verdict.txt",
+                &redact(if found.is_empty() {
+                    "healthy\n"
+                } else {
+                    &found
+                }),
+            )?;
+        }
+        Err(e) => write(&dir, "snapshot.json", &format!("not collected: {e:#}\n"))?,
+    }
     for (spec, h) in lab.topology.hosts.iter().zip(lab.hosts()) {
         let hd = dir.join(&spec.name);
         std::fs::create_dir_all(&hd)?;
@@ -130,7 +145,11 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
 /// `show pool_nodes` asked of the Pgpool-II at `addr`, one row per line,
 /// or why it could not be asked.
 async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
-    match lab.pool_nodes_at(addr).await {
+    let rows = match lab.cluster() {
+        Ok(c) => c.pool_nodes_at(addr).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match rows {
         Ok(rows) => rows.iter().map(|r| format!("{r:?}\n")).collect(),
         Err(e) => format!("not collected: {e:#}\n"),
     }

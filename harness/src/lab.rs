@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,6 +19,7 @@ use bollard::query_parameters::{
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures_util::future::try_join_all;
+use ke2lab::cluster::{Cluster, Finding, Snapshot};
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::install::InstallReport;
 use ke2lab::steps::Cx;
@@ -81,15 +82,12 @@ pub struct Lab {
     pub(crate) active_faults: Mutex<Vec<Fault>>,
     /// The ke2 stack was deployed by this handle; teardown removes it first.
     pub(crate) stack_deployed: bool,
+    /// The run's passwords, resolved once ([`Lab::credentials`]): polling
+    /// loops ask for them every second.
+    pub(crate) credentials: OnceLock<Credentials>,
 }
 
-/// The stack's local CA certificate and the name its server certificate
-/// carries: read once, then used for every HTTPS probe.
-#[derive(Clone, Debug)]
-pub struct StackCa {
-    pub pem: Vec<u8>,
-    pub server_name: String,
-}
+pub use ke2lab::cluster::StackCa;
 
 /// Where the stack's images come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +145,7 @@ impl Lab {
             events,
             active_faults: Mutex::new(Vec::new()),
             stack_deployed: false,
+            credentials: OnceLock::new(),
         };
         lab.events.record(format!("run `{}` booting", lab.run));
         lab.phase(image_phase);
@@ -354,6 +353,7 @@ impl Lab {
             events: EventLog::default(),
             active_faults: Mutex::new(Vec::new()),
             stack_deployed: false,
+            credentials: OnceLock::new(),
         })
     }
 
@@ -466,44 +466,39 @@ impl Lab {
         Ok(report)
     }
 
-    /// The hosts whose interfaces carry the VIP (asked on every host).
-    pub async fn vip_holders(&self) -> Result<Vec<String>> {
-        let held = ke2lab::probe::net::holders(&self.hosts(), self.topology.network.vip).await?;
-        Ok(held
-            .into_iter()
-            .map(|i| self.topology.hosts[i].name.clone())
-            .collect())
+    /// The cluster's one typed view ([`ke2lab::cluster::Cluster`]): this
+    /// lab's topology, hosts and credentials (resolved once). Every cluster
+    /// question of the harness and the scenarios goes through it.
+    pub fn cluster(&self) -> Result<Cluster> {
+        Ok(Cluster::new(
+            self.topology.clone(),
+            self.hosts(),
+            self.credentials()?,
+        ))
     }
 
-    /// `pcp_watchdog_info` as the Pgpool-II of host `name` sees the cluster.
-    pub async fn watchdog_info_from(
-        &self,
-        name: &str,
-    ) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
-        let spec = self
-            .topology
-            .host(name)
-            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))?;
-        let l = ke2lab::layout::Layout::of(spec.platform);
-        let h = self.host(name)?;
-        Ok(ke2lab::probe::pgpool::watchdog_info(
-            h.as_ref(),
-            self.topology.ports.pcp,
-            &l.in_home(".pcppass"),
-        )
-        .await?)
+    /// Everything the cluster says of itself now (never fails on a probe:
+    /// a failed one is an entry of the snapshot's `errors`).
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.cluster()?.snapshot().await)
+    }
+
+    /// Every unhealthy fact of a snapshot taken now; empty when healthy.
+    pub async fn verdict(&self) -> Result<Vec<Finding>> {
+        Ok(ke2lab::cluster::verdict(&self.snapshot().await?))
+    }
+
+    /// The hosts whose interfaces carry the VIP (asked on every host).
+    pub async fn vip_holders(&self) -> Result<Vec<String>> {
+        Ok(self.cluster()?.vip_holders().await?)
     }
 
     /// `pcp_watchdog_info` from the first host that answers.
     pub async fn watchdog_info(&self) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
-        let mut last = None;
-        for spec in &self.topology.hosts {
-            match self.watchdog_info_from(&spec.name).await {
-                Ok(w) => return Ok(w),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(anyhow!("no host answered pcp_watchdog_info: {last:?}"))
+        self.cluster()?
+            .watchdog_info()
+            .await
+            .context("no host answered pcp_watchdog_info")
     }
 
     /// The cluster's Pgpool-II view (every member, the VIP, PostgreSQL),
@@ -523,23 +518,6 @@ impl Lab {
             .check(self.host(name)?.as_ref())
             .await?;
         Ok(ke2lab::probe::pgpool::parse_log(&out.stdout_lossy()))
-    }
-
-    /// `show pool_nodes` asked of the Pgpool-II listening at `addr` (the VIP
-    /// for the clients' view, a host's address for that member's).
-    pub async fn pool_nodes_at(
-        &self,
-        addr: Ipv4Addr,
-    ) -> Result<Vec<ke2lab::probe::pgpool::PoolNode>> {
-        let c = self.credentials()?;
-        Ok(ke2lab::probe::pgpool::show_pool_nodes(
-            addr,
-            self.topology.ports.pgpool,
-            "pgpool",
-            c.pgpool.expose(),
-            Duration::from_secs(5),
-        )
-        .await?)
     }
 
     /// Steps 1-3 only (engine, firewall, swarm): for scenarios about the
@@ -672,23 +650,10 @@ impl Lab {
         Ok(services)
     }
 
-    /// The local CA certificate (PEM) step 8 made, read from the shared SSL
-    /// directory on the manager, and the name its server certificate carries
-    /// (the manager's host name, as `create-cert.sh` makes it).
+    /// The local CA certificate (PEM) step 8 made and the name its server
+    /// certificate carries ([`Cluster::stack_ca`]).
     pub async fn stack_ca(&self) -> Result<StackCa> {
-        use ke2lab::steps::checkout::DEFAULT_DEST;
-        use ke2lab::steps::stack::StackOptions;
-        let opts = StackOptions::from_topology(&self.topology, DEFAULT_DEST);
-        let path = format!("{}/local-ca.crt", opts.ssl_dir());
-        let h = &self.hosts[opts.manager];
-        let ca = h
-            .read_file(&path)
-            .await?
-            .with_context(|| format!("host `{}`: no CA certificate at `{path}`", h.name()))?;
-        Ok(StackCa {
-            pem: ca,
-            server_name: self.topology.hosts[opts.manager].name.clone(),
-        })
+        Ok(self.cluster()?.stack_ca().await?)
     }
 
     /// `GET path` over HTTPS on port 443 of every host, verified against
@@ -702,30 +667,9 @@ impl Lab {
         String,
         Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
     )> {
-        let (ca, server_name) = (&ca.pem, &ca.server_name);
-        futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
-            let addr = std::net::SocketAddr::from((h.address, 443));
-            let r = ke2lab::probe::http::https_get(addr, server_name, ca, path, timeout).await;
-            (h.name.clone(), r)
-        }))
-        .await
-    }
-
-    /// `GET path` over plain HTTP on port 80 of every host.
-    pub async fn http_each(
-        &self,
-        path: &str,
-        timeout: Duration,
-    ) -> Vec<(
-        String,
-        Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
-    )> {
-        futures_util::future::join_all(self.topology.hosts.iter().map(|h| async move {
-            let addr = std::net::SocketAddr::from((h.address, 80));
-            let r = ke2lab::probe::http::http_get(addr, &h.name, path, timeout).await;
-            (h.name.clone(), r)
-        }))
-        .await
+        self.cluster_without_credentials()
+            .https_each(ca, path, timeout)
+            .await
     }
 
     /// `docker stack rm` of the ke2 stack, waiting until its services and
@@ -749,11 +693,26 @@ impl Lab {
     /// The run's passwords: explicit or document defaults per the topology,
     /// otherwise generated once and kept (mode 0600) in the run's state
     /// directory, so a re-provision uses the same ones.
+    /// Resolved once per handle: the file does not change under a running
+    /// lab, and polling loops ask every second.
     pub fn credentials(&self) -> Result<Credentials> {
-        Ok(self
+        if let Some(c) = self.credentials.get() {
+            return Ok(c.clone());
+        }
+        let c = self
             .topology
             .credentials
-            .resolve_kept(&self.state_dir.join("secrets.toml"))?)
+            .resolve_kept(&self.state_dir.join("secrets.toml"))?;
+        Ok(self.credentials.get_or_init(|| c).clone())
+    }
+
+    /// The view for questions that need no password (HTTP, HTTPS): never
+    /// fails on an unreadable secrets file.
+    fn cluster_without_credentials(&self) -> Cluster {
+        let creds = self
+            .credentials()
+            .unwrap_or_else(|_| ke2lab::topology::Credentials::document_defaults());
+        Cluster::new(self.topology.clone(), self.hosts(), creds)
     }
 
     /// Removes every container, network and volume of this run and its state.

@@ -101,7 +101,10 @@ pub async fn await_lifecheck(lab: &Lab, timeout: Duration) -> Result<()> {
 
 /// `show pool_nodes` through the VIP.
 pub async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
-    lab.pool_nodes_at(lab.topology.network.vip).await
+    Ok(lab
+        .cluster()?
+        .pool_nodes_at(lab.topology.network.vip)
+        .await?)
 }
 
 /// Waits for one primary and every other node a streaming standby, as
@@ -203,6 +206,7 @@ pub async fn single_vip_holder(lab: &Lab, what: &str, timeout: Duration) -> Resu
 /// that leader's Pgpool-II is restarted so another member is elected.
 /// Returns the primary's host.
 pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
+    let cluster = lab.cluster()?;
     for _ in 0..8 {
         let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(120)).await?;
         let primary = primary_of(&nodes).ok_or_else(|| anyhow::anyhow!("no primary"))?;
@@ -218,7 +222,7 @@ pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
             &format!("a watchdog leader other than `{leader}`"),
             Duration::from_secs(120),
             || async {
-                match lab.watchdog_info_from(&witness).await {
+                match cluster.watchdog_info_from(&witness).await {
                     Ok(w) if w.quorum && !w.leader_host.is_empty() && w.leader_host != leader => {
                         Poll::Ready(())
                     }
@@ -233,7 +237,7 @@ pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
             &format!("`{leader}` to rejoin the watchdog"),
             Duration::from_secs(120),
             || async {
-                match lab.watchdog_info_from(&leader).await {
+                match cluster.watchdog_info_from(&leader).await {
                     Ok(w)
                         if w.quorum
                             && w.nodes

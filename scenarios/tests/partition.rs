@@ -95,6 +95,7 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     let oh = lab.host(&old)?;
     let (mut majority_primary, mut vip_on_majority, mut minority_released) = (None, None, None);
     let mut new = String::new();
+    let cluster = lab.cluster()?;
     let mut last = String::new();
     while majority_primary.is_none() || vip_on_majority.is_none() || minority_released.is_none() {
         ensure!(
@@ -103,7 +104,7 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
              released {minority_released:?}; last seen: {last}"
         );
         if majority_primary.is_none() {
-            match lab.pool_nodes_at(m0).await {
+            match cluster.pool_nodes_at(m0).await {
                 Ok(n) => {
                     let up: Vec<_> = n.iter().filter(|x| x.is_primary() && x.is_up()).collect();
                     match up.as_slice() {
@@ -174,11 +175,12 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     // `detach_false_primary` detaches it (no standby follows it). Either
     // way, Pgpool-II must end up routing to the majority's primary alone,
     // and the old primary must not stay a second one in its view.
+    let cluster = lab.cluster()?;
     let (winner, _nodes) = wait_for(
         &format!("one watchdog cluster routing to `{new}` alone after the repair"),
         Duration::from_secs(120),
         || async {
-            let w = match lab.watchdog_info_from(&old).await {
+            let w = match cluster.watchdog_info_from(&old).await {
                 Ok(w) if w.quorum && !w.leader_host.is_empty() => w,
                 Ok(w) => return Poll::NotYet(format!("{w:?}")),
                 Err(e) => return Poll::NotYet(e.to_string()),

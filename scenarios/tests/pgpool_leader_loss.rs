@@ -41,11 +41,12 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
         .await?;
 
     // A new leader, as the survivors see it.
+    let cluster = lab.cluster()?;
     let new_leader = wait_for(
         &format!("a watchdog leader other than `{leader}` (asked on `{witness}`)"),
         Duration::from_secs(120),
         || async {
-            match lab.watchdog_info_from(&witness).await {
+            match cluster.watchdog_info_from(&witness).await {
                 Ok(w) if !w.leader_host.is_empty() && w.leader_host != leader && w.quorum => {
                     Poll::Ready(w.leader_host)
                 }
@@ -134,7 +135,7 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
                 "the VIP flapped while `{leader}` rejoined: holders {held:?}"
             );
             if joined.is_none()
-                && let Ok(w) = lab.watchdog_info_from(&leader).await
+                && let Ok(w) = cluster.watchdog_info_from(&leader).await
                 && w.leader_host == new_leader
                 && w.quorum
                 && w.nodes

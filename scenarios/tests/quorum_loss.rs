@@ -99,9 +99,10 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
 
     // For longer than a failover would take: no quorum, no VIP, no promotion.
     let hold_from = Instant::now();
+    let cluster = lab.cluster()?;
     let mut samples = 0;
     while hold_from.elapsed() < HOLD {
-        let wd = lab.watchdog_info_from(&survivor).await?;
+        let wd = cluster.watchdog_info_from(&survivor).await?;
         ensure!(!wd.quorum, "`{survivor}`'s watchdog claims quorum: {wd:?}");
         let held = net::holds(&net::links(sh.as_ref()).await?, lab.topology.network.vip);
         ensure!(!held, "`{survivor}` holds the VIP without quorum");

@@ -234,7 +234,11 @@ async fn stack_steps(lab: &mut Lab) -> Result<()> {
     }
 
     // Port 80 redirects to HTTPS on the same host and path.
-    for (host, r) in lab.http_each("/some/path", Duration::from_secs(10)).await {
+    for (host, r) in lab
+        .cluster()?
+        .http_each("/some/path", Duration::from_secs(10))
+        .await
+    {
         let r = r.with_context(|| format!("{host}: HTTP on port 80"))?;
         ensure!(r.status == 301, "{host}: HTTP {} on port 80", r.status);
         ensure!(
