@@ -16,6 +16,7 @@ pub mod measure;
 pub mod overlay;
 pub mod owner;
 pub mod standin;
+pub mod status;
 pub mod writer;
 
 /// Every container, network and volume the harness creates carries this

@@ -16,12 +16,22 @@ use ke2lab::steps::Cx;
 use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
 use ke2lab_harness::lab::{self, Phase, StackImages};
+use ke2lab_harness::status::{self, LabStatus, StatusDoc};
+
+/// Exit codes, as `--help` and the README state them.
+const EXIT_CODES: &str = "Exit codes:
+  0  success (verify: healthy; provision/install --check: nothing changed)
+  1  failure (verify: the verdict lists an unhealthy fact)
+  2  bad input (topology, --run, checkout), nothing touched
+  3  provision/install --check: the install changed something
+  130/143  interrupted by SIGINT/SIGTERM";
 
 #[derive(Parser)]
 #[command(
     name = "ke2lab",
     version,
-    about = "Kompira Enterprise 2.0 cluster: provision and test"
+    about = "Kompira Enterprise 2.0 cluster: provision and test",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,8 +66,19 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Show the labs that are running and their swarm.
+    /// Show every lab (or the one named): the cluster's snapshot (swarm,
+    /// Gluster, PostgreSQL, Pgpool-II, the stack) and its verdict, as a
+    /// table or as JSON (`docs/status.schema.json`).
     Status {
+        #[arg(long)]
+        run: Option<String>,
+        /// `table` or `json`.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Check a lab's health: exit 0 when the verdict is empty, 1 with every
+    /// unhealthy fact (naming its host) printed otherwise.
+    Verify {
         #[arg(long)]
         run: Option<String>,
     },
@@ -89,6 +110,10 @@ enum Command {
     Provision {
         #[arg(long)]
         run: Option<String>,
+        /// Idempotence gate: exit 0 when nothing changed, 3 when the install
+        /// changed something.
+        #[arg(long)]
+        check: bool,
     },
     /// Step 8 on a running lab: copy a ke2-docker checkout to the manager,
     /// make the certificates and stack files, `docker stack deploy`.
@@ -115,6 +140,10 @@ enum Command {
         ssh_user: String,
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// Idempotence gate: exit 0 when nothing changed, 3 when the install
+        /// changed something.
+        #[arg(long)]
+        check: bool,
     },
     /// Check a topology file: print its warnings and what it resolves to
     /// (ports and why, quorums and the host failures they tolerate, the
@@ -127,6 +156,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `ke2lab status`'s formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
 }
 
 /// Exit code for bad input: nothing was touched.
@@ -144,7 +180,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
@@ -181,10 +217,11 @@ impl Command {
     /// The `--run` argument of the commands that take one.
     fn run_arg(&self) -> Option<&str> {
         match self {
-            Command::Status { run }
+            Command::Status { run, .. }
+            | Command::Verify { run }
             | Command::Exec { run, .. }
             | Command::Down { run, .. }
-            | Command::Provision { run }
+            | Command::Provision { run, .. }
             | Command::Stack { run, .. } => run.as_deref(),
             Command::Up { .. } | Command::Install { .. } | Command::Check { .. } => None,
         }
@@ -220,7 +257,9 @@ fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
     Ok(v)
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// The command's exit code on success (0, or what `verify` and `--check`
+/// report); an error is mapped by [`exit_code`].
+async fn run(cli: Cli) -> Result<u8> {
     // A run id names a directory to delete and a label to filter on: it is
     // checked before anything else, Docker included.
     if let Some(r) = cli.command.run_arg()
@@ -236,25 +275,25 @@ async fn run(cli: Cli) -> Result<()> {
             stack,
             real_images,
             name,
-        } => {
-            up(
-                topology.as_ref(),
-                keep_on_failure,
-                no_install,
-                stack.as_deref().map(|d| (d, images_of(real_images))),
-                name,
-            )
-            .await
-        }
-        Command::Status { run } => status(run).await,
-        Command::Exec { run, host, cmd } => exec(run, &host, cmd).await,
+        } => up(
+            topology.as_ref(),
+            keep_on_failure,
+            no_install,
+            stack.as_deref().map(|d| (d, images_of(real_images))),
+            name,
+        )
+        .await
+        .map(|()| 0),
+        Command::Status { run, output } => status(run, output).await.map(|()| 0),
+        Command::Verify { run } => verify(run).await,
+        Command::Exec { run, host, cmd } => exec(run, &host, cmd).await.map(|()| 0),
         Command::Down {
             run,
             all,
             stale,
             yes,
-        } => down(run, all, stale, yes).await,
-        Command::Provision { run } => {
+        } => down(run, all, stale, yes).await.map(|()| 0),
+        Command::Provision { run, check } => {
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
             let work = lab.install();
@@ -265,7 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
                 code = interrupt() => interrupted(code, None).await,
             };
             println!("{report}");
-            Ok(())
+            Ok(check_outcome(check, report.changes()))
         }
         Command::Stack {
             run,
@@ -293,18 +332,35 @@ async fn run(cli: Cli) -> Result<()> {
                 code = interrupt() => interrupted(code, None).await,
             };
             print_step_phases(&lab.phases[before..]);
-            r
+            r.map(|()| 0)
         }
         Command::Install {
             topology,
             ssh_user,
             identity,
-        } => install_ssh(&topology, ssh_user, identity).await,
+            check,
+        } => {
+            let changes = install_ssh(&topology, ssh_user, identity).await?;
+            Ok(check_outcome(check, changes))
+        }
         Command::Check { topology, json } => {
             print!("{}", check(&topology, json)?);
-            Ok(())
+            Ok(0)
         }
     }
+}
+
+/// With `--check`, the idempotence gate's code (said on stderr when the
+/// install changed something); without it, 0.
+fn check_outcome(check: bool, changes: usize) -> u8 {
+    if !check {
+        return 0;
+    }
+    let code = status::check_exit(changes);
+    if code != 0 {
+        eprintln!("--check: the install made {changes} change(s); exit {code}");
+    }
+    code
 }
 
 /// What `ke2lab check` prints on stdout: the table, or the JSON document.
@@ -626,21 +682,66 @@ fn describe_labs(labs: &[lab::LabInfo]) -> String {
         .join("\n")
 }
 
-async fn status(run: Option<String>) -> Result<()> {
+/// Every lab's (or the named one's) snapshot and verdict.
+async fn status(run: Option<String>, output: Output) -> Result<()> {
     let runs = match run {
-        Some(r) => vec![r],
+        Some(r) => vec![pick_run(Some(r)).await?],
         None => Lab::runs().await?,
     };
-    if runs.is_empty() {
-        println!("no lab is running");
-    }
+    let mut labs = Vec::new();
     for r in runs {
-        match Lab::attach(&r).await {
-            Ok(lab) => print_state(&lab).await?,
-            Err(e) => println!("run `{r}`: {e:#} (leftover? `ke2lab down --all` reaps it)"),
-        }
+        labs.push(match Lab::attach(&r).await {
+            Ok(lab) => {
+                let name = lab.name.clone();
+                match lab.snapshot().await {
+                    Ok(s) => LabStatus::of(r, name, s),
+                    Err(e) => LabStatus::unreachable(r, format!("{e:#}")),
+                }
+            }
+            Err(e) => LabStatus::unreachable(
+                r,
+                format!("{e:#} (leftover? `ke2lab down --stale` reaps it)"),
+            ),
+        });
     }
+    print!("{}", render_status(&labs, output));
     Ok(())
+}
+
+/// `status`'s stdout for `labs`.
+fn render_status(labs: &[LabStatus], output: Output) -> String {
+    match output {
+        Output::Json => {
+            let doc = StatusDoc::new(labs.to_vec());
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("a snapshot serialises")
+            )
+        }
+        Output::Table if labs.is_empty() => "no lab is running\n".into(),
+        Output::Table => labs
+            .iter()
+            .map(status::table)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// The lab's verdict: `healthy` and 0, or every finding and 1.
+async fn verify(run: Option<String>) -> Result<u8> {
+    let run = pick_run(run).await?;
+    let lab = Lab::attach(&run).await?;
+    let verdict = lab.verdict().await?;
+    if verdict.is_empty() {
+        println!("run `{run}`: healthy");
+    } else {
+        println!(
+            "run `{run}`: {} unhealthy fact(s)\n{}",
+            verdict.len(),
+            status::verdict_lines(&verdict).trim_end()
+        );
+    }
+    Ok(status::verify_exit(&verdict))
 }
 
 async fn exec(run: Option<String>, host: &str, cmd: Vec<String>) -> Result<()> {
@@ -718,7 +819,8 @@ async fn down(run: Option<String>, all: bool, stale: bool, yes: bool) -> Result<
     Ok(())
 }
 
-async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) -> Result<()> {
+/// Installs real servers; returns how many changes the install made.
+async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) -> Result<usize> {
     let v = load_topology(Some(path))?;
     let hosts: Vec<Arc<dyn Host>> = v
         .topology
@@ -740,7 +842,7 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
     let cx = Cx::new(&v.topology, &hosts).with_credentials(&creds);
     let report = ke2lab::install::install(&cx).await?;
     println!("{report}");
-    Ok(())
+    Ok(report.changes())
 }
 
 #[cfg(test)]
@@ -869,6 +971,146 @@ mod tests {
                 path.display()
             )
         );
+        assert_eq!(exit_code(&e), EXIT_BAD_INPUT);
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use clap::CommandFactory;
+    use ke2lab::cluster::pgpool::PgState;
+    use ke2lab::cluster::{ProbeFailure, Snapshot};
+
+    fn schema() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../docs/status.schema.json")).unwrap()
+    }
+
+    fn validate(doc: &serde_json::Value) -> Vec<String> {
+        let v = jsonschema::validator_for(&schema()).expect("the schema is a valid JSON Schema");
+        v.iter_errors(doc)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect()
+    }
+
+    /// A healthy lab, a broken one (every optional part absent, probes
+    /// failed, PostgreSQL down, the decision waiting) and one not attached.
+    fn labs() -> Vec<LabStatus> {
+        let mut broken = Snapshot::example();
+        broken.swarm = None;
+        broken.gluster = None;
+        broken.stack = None;
+        broken.pgpool.pool_nodes = None;
+        broken.pgpool.leader = None;
+        broken.pgpool.quorum = None;
+        broken.hosts[2].postgres = PgState::Down("no server".into());
+        broken.hosts[2].replication = None;
+        broken.hosts[1].gluster_peers = None;
+        broken.hosts[1].holds_vip = None;
+        broken.pgpool.view.pg[2] = PgState::Down("no server".into());
+        broken.pgpool.view.members[1].watchdog = Err("refused".into());
+        broken.pgpool.view.via_vip = Err("timed out".into());
+        broken.pgpool.decision = ke2lab::cluster::pgpool::decide(&broken.pgpool.view);
+        broken.errors.push(ProbeFailure {
+            host: "ke2-server1".into(),
+            probe: "docker node ls".into(),
+            error: "the swarm has no leader".into(),
+        });
+        vec![
+            LabStatus::of("r1a2b3c".into(), Some("demo".into()), Snapshot::example()),
+            LabStatus::of("r0000ff".into(), None, broken),
+            LabStatus::unreachable("r123456".into(), "no lab with run id `r123456`".into()),
+        ]
+    }
+
+    #[test]
+    fn status_json_validates_against_the_committed_schema() {
+        let out = render_status(&labs(), Output::Json);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(validate(&doc), Vec::<String>::new());
+        assert_eq!(doc["schema"], schema()["$id"]);
+        assert_eq!(doc["version"], schema()["version"]);
+        assert_eq!(doc["labs"][0]["healthy"], true);
+        assert_eq!(doc["labs"][1]["healthy"], false);
+        // The schema is closed: a field it does not document fails.
+        let mut extra = doc.clone();
+        extra["labs"][0]["snapshot"]["hosts"][0]["undocumented"] = 1.into();
+        assert!(!validate(&extra).is_empty());
+        let back: StatusDoc = serde_json::from_str(&out).unwrap();
+        assert_eq!(back.labs, labs());
+    }
+
+    #[test]
+    fn status_table_names_what_is_wrong() {
+        let out = render_status(&labs(), Output::Table);
+        for line in [
+            "lab `r1a2b3c` (`demo`): cluster `ke2`, 3 hosts, VIP 10.20.0.100",
+            "  volume `gvol0`: Started, replica 3, 3/3 bricks online, 0 pending heal",
+            "  pgpool: leader ke2-server1, quorum yes, VIP on ke2-server1, healthy",
+            "  stack `ke2`: 1/1 services converged, HTTPS 200 on 3/3 hosts",
+            "  verdict: healthy",
+            "    host `ke2-server3`: PostgreSQL down: no server",
+            "lab `r123456`: no lab with run id `r123456`",
+        ] {
+            assert!(out.contains(line), "no `{line}` in:\n{out}");
+        }
+        assert_eq!(render_status(&[], Output::Table), "no lab is running\n");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let healthy = LabStatus::of("r1a2b3c".into(), None, Snapshot::example());
+        assert_eq!(status::verify_exit(&healthy.verdict), 0);
+        let broken = &labs()[1];
+        assert_eq!(status::verify_exit(&broken.verdict), 1);
+        assert_eq!(check_outcome(true, 0), 0);
+        assert_eq!(check_outcome(true, 2), status::EXIT_CHANGED);
+        assert_eq!(check_outcome(false, 2), 0);
+        assert_ne!(status::EXIT_CHANGED, EXIT_BAD_INPUT);
+        assert_ne!(status::EXIT_CHANGED, status::EXIT_UNHEALTHY);
+    }
+
+    #[test]
+    fn parses_the_new_commands() {
+        let c =
+            Cli::try_parse_from(["ke2lab", "status", "-o", "json", "--run", "r1a2b3c"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Status { output: Output::Json, ref run } if run.as_deref() == Some("r1a2b3c")
+        ));
+        let c = Cli::try_parse_from(["ke2lab", "status"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Status {
+                output: Output::Table,
+                run: None
+            }
+        ));
+        assert!(Cli::try_parse_from(["ke2lab", "status", "-o", "yaml"]).is_err());
+        let c = Cli::try_parse_from(["ke2lab", "verify", "--run", "lab1"]).unwrap();
+        assert!(matches!(c.command, Command::Verify { ref run } if run.as_deref() == Some("lab1")));
+        let c = Cli::try_parse_from(["ke2lab", "provision", "--check"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Provision {
+                check: true,
+                run: None
+            }
+        ));
+        let c = Cli::try_parse_from(["ke2lab", "install", "-t", "x.toml", "--check"]).unwrap();
+        assert!(matches!(c.command, Command::Install { check: true, .. }));
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("3  provision/install --check"), "{help}");
+    }
+
+    #[test]
+    fn verify_refuses_a_bad_run_id_before_docker() {
+        let cli = Cli::try_parse_from(["ke2lab", "verify", "--run", "../x"]).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = runtime.block_on(run(cli)).unwrap_err();
         assert_eq!(exit_code(&e), EXIT_BAD_INPUT);
     }
 }

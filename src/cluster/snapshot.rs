@@ -19,10 +19,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::pgpool::{self as view, Decision, PgState, PgpoolView, Replica};
+use crate::cluster::pgpool::{self as view, Decision, Member, PgState, PgpoolView, Replica};
 use crate::host::{Cmd, Host, TRANSPORT_GRACE};
 use crate::layout::Layout;
-use crate::probe::pgpool::{PoolNode, WatchdogInfo};
+use crate::probe::pgpool::{NodeInfo, PoolNode, WatchdogInfo, WatchdogNode};
 use crate::probe::swarm::{Availability, LocalNodeState, ManagerStatus, NodeStatus};
 use crate::probe::{ProbeError, gluster, http, net, stack, swarm};
 use crate::topology::{Credentials, SharedDirKind, Topology};
@@ -1225,6 +1225,180 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// A hand-built example
+// ---------------------------------------------------------------------------
+
+/// The example's hosts.
+const EXAMPLE_HOSTS: [&str; 3] = ["ke2-server1", "ke2-server2", "ke2-server3"];
+
+fn example_watchdog() -> WatchdogInfo {
+    WatchdogInfo {
+        total_nodes: 3,
+        quorum: true,
+        leader_host: EXAMPLE_HOSTS[0].into(),
+        nodes: EXAMPLE_HOSTS
+            .iter()
+            .zip(["LEADER", "STANDBY", "STANDBY"])
+            .map(|(h, s)| WatchdogNode {
+                host: h.to_string(),
+                status_name: s.into(),
+                delegate_ip: "10.20.0.100".into(),
+            })
+            .collect(),
+    }
+}
+
+fn example_backends() -> Vec<NodeInfo> {
+    EXAMPLE_HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| NodeInfo {
+            hostname: h.to_string(),
+            status_name: "up".into(),
+            role: if i == 0 { "primary" } else { "standby" }.into(),
+            replication_state: if i == 0 { "" } else { "streaming" }.into(),
+        })
+        .collect()
+}
+
+fn example_replica(h: &str) -> Replica {
+    Replica {
+        application_name: h.into(),
+        state: "streaming".into(),
+        sync_state: "async".into(),
+    }
+}
+
+impl Snapshot {
+    /// A healthy cluster of the document's three hosts with the stack
+    /// deployed, as the schema's tests and the documentation use it.
+    pub fn example() -> Snapshot {
+        let view = PgpoolView {
+            hosts: EXAMPLE_HOSTS.iter().map(|h| h.to_string()).collect(),
+            via_vip: Ok(example_watchdog()),
+            members: (0..3)
+                .map(|_| Member {
+                    watchdog: Ok(example_watchdog()),
+                    backends: Ok(example_backends()),
+                })
+                .collect(),
+            pg: vec![PgState::Primary, PgState::Standby, PgState::Standby],
+            replicas: vec![
+                example_replica(EXAMPLE_HOSTS[1]),
+                example_replica(EXAMPLE_HOSTS[2]),
+            ],
+        };
+        let hosts = EXAMPLE_HOSTS
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HostFacts {
+                name: h.to_string(),
+                address: Ipv4Addr::new(10, 20, 0, i as u8 + 1),
+                swarm: Some(LocalSwarm {
+                    state: LocalNodeState::Active,
+                    control_available: true,
+                    error: String::new(),
+                }),
+                gluster_peers: Some(
+                    EXAMPLE_HOSTS
+                        .iter()
+                        .map(|p| PeerFacts {
+                            hostname: if p == h { "localhost" } else { p }.to_string(),
+                            connected: true,
+                            state: if p == h { "local" } else { "in_cluster" }.into(),
+                        })
+                        .collect(),
+                ),
+                shared_mount: Some(MountFacts {
+                    path: "/mnt/gluster".into(),
+                    mounted: true,
+                    source: format!("{h}:/gvol0"),
+                    fstype: "fuse.glusterfs".into(),
+                }),
+                postgres: view.pg[i].clone(),
+                replication: (i > 0).then(|| example_replica(h)),
+                holds_vip: Some(i == 0),
+            })
+            .collect();
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            cluster: "ke2".into(),
+            vip: Ipv4Addr::new(10, 20, 0, 100),
+            hosts,
+            swarm: Some(SwarmFacts {
+                asked: EXAMPLE_HOSTS[0].into(),
+                nodes: EXAMPLE_HOSTS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| SwarmNodeFacts {
+                        hostname: h.to_string(),
+                        status: NodeStatus::Ready,
+                        availability: Availability::Active,
+                        manager: Some(if i == 0 {
+                            ManagerStatus::Leader
+                        } else {
+                            ManagerStatus::Reachable
+                        }),
+                    })
+                    .collect(),
+            }),
+            gluster: Some(GlusterFacts {
+                volume: "gvol0".into(),
+                asked: EXAMPLE_HOSTS[0].into(),
+                exists: true,
+                state: Some("Started".into()),
+                replica: 3,
+                bricks: EXAMPLE_HOSTS
+                    .iter()
+                    .map(|h| BrickFacts {
+                        host: h.to_string(),
+                        path: "/var/glustervol0".into(),
+                        online: true,
+                        port: Some(49152),
+                    })
+                    .collect(),
+                heal: EXAMPLE_HOSTS
+                    .iter()
+                    .map(|h| HealFacts {
+                        host: h.to_string(),
+                        path: "/var/glustervol0".into(),
+                        status: "Connected".into(),
+                        pending: Some(0),
+                    })
+                    .collect(),
+            }),
+            pgpool: PgpoolFacts {
+                leader: Some(EXAMPLE_HOSTS[0].into()),
+                quorum: Some(true),
+                vip_holders: vec![EXAMPLE_HOSTS[0].into()],
+                decision: view::decide(&view),
+                view,
+                pool_nodes: Some(Vec::new()),
+            },
+            stack: Some(StackFacts {
+                name: "ke2".into(),
+                services: vec![ServiceFacts {
+                    name: "ke2_nginx".into(),
+                    mode: "replicated".into(),
+                    image: "nginx:1.27".into(),
+                    replicas: "3/3 (max 1 per node)".into(),
+                    converged: true,
+                }],
+                https: EXAMPLE_HOSTS
+                    .iter()
+                    .map(|h| HttpsFacts {
+                        host: h.to_string(),
+                        status: Some(200),
+                        error: None,
+                    })
+                    .collect(),
+            }),
+            errors: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
