@@ -247,6 +247,103 @@ pub async fn stack_containers(host: &dyn Host, stack: &str) -> Result<Vec<String
         .collect())
 }
 
+/// One task of `docker service ps --format '{{json .}}'` (the fields used):
+/// where the swarm placed it and what it runs as.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Task {
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// `<service>.<slot>`.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// The node's host name.
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "DesiredState")]
+    pub desired_state: String,
+    /// `Running 2 minutes ago`, `Shutdown 5 seconds ago`, …
+    #[serde(rename = "CurrentState")]
+    pub current_state: String,
+    #[serde(rename = "Error", default)]
+    pub error: String,
+}
+
+impl Task {
+    /// The swarm wants it running and it runs.
+    pub fn is_running(&self) -> bool {
+        self.desired_state == "Running" && self.current_state.starts_with("Running")
+    }
+}
+
+pub fn parse_service_ps(text: &str) -> Result<Vec<Task>, ProbeError> {
+    json_lines(text, "docker service ps")
+}
+
+/// The tasks of service `service` (full name, `ke2_nginx`) that the swarm
+/// wants running, asked of a manager; full task ids (no truncation), so a
+/// task's container can be found by its label.
+pub async fn tasks(host: &dyn Host, service: &str) -> Result<Vec<Task>, ProbeError> {
+    let out = Cmd::new(["docker", "service", "ps", "--no-trunc"])
+        .args_from(["--filter", "desired-state=running"])
+        .args_from(["--format", "{{json .}}"])
+        .arg(service)
+        .check(host)
+        .await?;
+    parse_service_ps(&out.stdout_lossy())
+}
+
+/// The running containers of service `service` on one host (its engine's
+/// view, by the label swarm sets on a task's container).
+pub async fn service_containers(
+    host: &dyn Host,
+    service: &str,
+) -> Result<Vec<Container>, ProbeError> {
+    let out = Cmd::new(["docker", "ps", "--filter"])
+        .arg(format!("label=com.docker.swarm.service.name={service}"))
+        .args_from(["--format", "{{json .}}"])
+        .check(host)
+        .await?;
+    parse_ps(&out.stdout_lossy())
+}
+
+/// One mount of `docker inspect --format '{{json .Mounts}}'`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ContainerMount {
+    /// `bind`, `volume`, `tmpfs`, …
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The host path of a bind mount (a volume's directory for a volume).
+    #[serde(rename = "Source", default)]
+    pub source: String,
+    #[serde(rename = "Destination")]
+    pub destination: String,
+    #[serde(rename = "RW", default)]
+    pub rw: bool,
+}
+
+pub fn parse_mounts(text: &str) -> Result<Vec<ContainerMount>, ProbeError> {
+    let t = text.trim();
+    if t == "null" || t.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(t).map_err(|e| ProbeError::Parse {
+        what: "docker inspect (Mounts)".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// The mounts of container `container` on `host`.
+pub async fn container_mounts(
+    host: &dyn Host,
+    container: &str,
+) -> Result<Vec<ContainerMount>, ProbeError> {
+    let out = Cmd::new(["docker", "inspect", "--format", "{{json .Mounts}}"])
+        .arg(container)
+        .check(host)
+        .await?;
+    parse_mounts(&out.stdout_lossy())
+}
+
 /// Exit 0 when the kernel has IPVS: loaded (`/proc/net/ip_vs`) or loadable
 /// (`modinfo`), as dockerd would load it for a service VIP.
 pub fn ipvs_cmd() -> Cmd {
@@ -320,6 +417,54 @@ mod tests {
         assert_eq!(c[0].names, "ke2_nginx.x.y");
         assert_eq!(c[0].state, "running");
         assert!(parse_ps("").unwrap().is_empty());
+    }
+
+    // Captured from a lab (engine 26.1, 2026-12-01): `docker service ps
+    // --no-trunc --filter desired-state=running --format '{{json .}}'
+    // ke2_nginx` with two replicas on three nodes; the third line is the
+    // first with its task shut down (hand-edited).
+    const SERVICE_PS: &str = r#"{"CurrentState":"Running 6 minutes ago","DesiredState":"Running","Error":"","ID":"p8b6z1p17obhwxvmrv50dam3f","Image":"registry.hub.docker.com/library/nginx:1.27-alpine","Name":"ke2_nginx.1","Node":"ke2-server2","Ports":"*:80-\u003e80/tcp,*:443-\u003e443/tcp"}
+{"CurrentState":"Running 6 minutes ago","DesiredState":"Running","Error":"","ID":"k6x35bz81nhn0rgf1c9dahpvh","Image":"registry.hub.docker.com/library/nginx:1.27-alpine","Name":"ke2_nginx.2","Node":"ke2-server1","Ports":"*:443-\u003e443/tcp,*:80-\u003e80/tcp"}
+{"CurrentState":"Shutdown 2 seconds ago","DesiredState":"Shutdown","Error":"","ID":"p8b6z1p17obhwxvmrv50dam3f","Image":"registry.hub.docker.com/library/nginx:1.27-alpine","Name":"ke2_nginx.1","Node":"ke2-server2","Ports":""}
+"#;
+
+    #[test]
+    fn service_ps_tasks_and_their_nodes() {
+        let t = parse_service_ps(SERVICE_PS).unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            (t[0].name.as_str(), t[0].node.as_str()),
+            ("ke2_nginx.1", "ke2-server2")
+        );
+        assert_eq!(t[1].id, "k6x35bz81nhn0rgf1c9dahpvh");
+        assert!(t[0].is_running() && t[1].is_running());
+        assert!(!t[2].is_running());
+        assert!(parse_service_ps("").unwrap().is_empty());
+        assert!(parse_service_ps("{\"ID\":").is_err());
+    }
+
+    // Captured from the same lab: `docker inspect --format '{{json
+    // .Mounts}}'` of a ke2_kompira container with `KOMPIRA_LOG_DIR` on the
+    // node's own disk.
+    const MOUNTS: &str = r#"[{"Type":"bind","Source":"/var/log/kompira","Destination":"/var/log/kompira","Mode":"","RW":true,"Propagation":"rprivate"},{"Type":"bind","Source":"/mnt/gluster/var","Destination":"/var/opt/kompira","Mode":"","RW":true,"Propagation":"rprivate"}]
+"#;
+
+    #[test]
+    fn container_mounts_by_destination() {
+        let m = parse_mounts(MOUNTS).unwrap();
+        assert_eq!(
+            m[0],
+            ContainerMount {
+                kind: "bind".into(),
+                source: "/var/log/kompira".into(),
+                destination: "/var/log/kompira".into(),
+                rw: true,
+            }
+        );
+        assert_eq!(m[1].source, "/mnt/gluster/var");
+        assert!(parse_mounts("[]").unwrap().is_empty());
+        assert!(parse_mounts("null\n").unwrap().is_empty());
+        assert!(parse_mounts("[{").is_err());
     }
 
     // The shape `docker service ls --format '{{json .}}'` prints (26.1).
