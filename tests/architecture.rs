@@ -49,3 +49,46 @@ fn scenarios_never_shell_out_to_docker() {
     );
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Files under `dir` containing `needle`, except those whose path ends
+/// with one of `allowed`.
+fn offenders_except(dir: &str, needle: &str, allowed: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files
+        .iter()
+        .filter(|f| !allowed.iter().any(|a| f.ends_with(a)))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains(needle))
+        .map(|f| format!("{} contains `{needle}`", f.display()))
+        .collect()
+}
+
+/// The harness and the scenarios ask cluster questions through
+/// `ke2lab::cluster` (`Cluster`, reached as `Lab::cluster`): credentials
+/// are resolved once per lab handle (`Lab::credentials`; `main.rs` for real
+/// servers), the whole Pgpool-II view is read by the core, and the stack's
+/// CA is read by `Cluster::stack_ca`. A new wrapper of these fails here.
+#[test]
+fn the_harness_and_scenarios_ask_the_cluster_through_the_core() {
+    let mut bad = Vec::new();
+    for dir in ["harness", "scenarios"] {
+        bad.extend(offenders_except(
+            dir,
+            "resolve_kept(",
+            &["harness/src/lab.rs", "harness/src/main.rs"],
+        ));
+        bad.extend(offenders_except(dir, "local-ca.crt", &[]));
+        bad.extend(offenders_except(
+            dir,
+            "pgpool::observe(",
+            &["harness/src/lab.rs"],
+        ));
+        bad.extend(offenders_except(
+            dir,
+            "watchdog_info_cmd(",
+            &["harness/src/artifacts.rs"],
+        ));
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -26,6 +26,7 @@ async fn check(lab: &mut Lab) -> Result<()> {
         .sum();
     let t = lab.topology.clone();
     let creds = lab.credentials()?;
+    let cluster = lab.cluster()?;
     let vip = t.network.vip;
 
     // show pool_nodes through the VIP, from this process (outside the hosts).
@@ -33,9 +34,7 @@ async fn check(lab: &mut Lab) -> Result<()> {
         "3 nodes up, node 0 primary, 2 streaming standbys",
         Duration::from_secs(60),
         || async {
-            match pgpool::show_pool_nodes(vip, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T)
-                .await
-            {
+            match cluster.pool_nodes_at(vip).await {
                 Ok(n) if PoolSummary::of(&n).is_healthy(3) => Poll::Ready(n),
                 Ok(n) => Poll::NotYet(PoolSummary::of(&n).to_string()),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -147,8 +146,7 @@ async fn check(lab: &mut Lab) -> Result<()> {
         again.changes() == 0,
         "re-provisioning changed things:\n{again}"
     );
-    let after =
-        pgpool::show_pool_nodes(vip, t.ports.pgpool, "pgpool", creds.pgpool.expose(), T).await?;
+    let after = cluster.pool_nodes_at(vip).await?;
     ensure!(
         PoolSummary::of(&after).is_healthy(3),
         "after re-provision: {}",
