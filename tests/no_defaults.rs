@@ -178,31 +178,12 @@ async fn transcripts(t: &Topology) -> Result<String, StepError> {
                 );
             }
             all.push_str(&format!("## {phase}, {run} run\n"));
-            all.push_str(&without_pem(&rec.transcript()));
+            // Certificate bodies are random base64, which may hold any number.
+            all.push_str(&support::stack::stable(&rec.transcript()));
             rec.clear_events();
         }
     }
     Ok(all)
-}
-
-/// The transcript without certificate bodies: random base64 may hold any
-/// number.
-fn without_pem(text: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if line.ends_with("-----END CERTIFICATE-----") {
-            inside = false;
-        }
-        if !inside {
-            out.push_str(line);
-            out.push('\n');
-        }
-        if line.ends_with("-----BEGIN CERTIFICATE-----") {
-            inside = true;
-        }
-    }
-    out
 }
 
 /// Every line of `text` that names a default, with the default.

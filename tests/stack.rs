@@ -16,7 +16,7 @@ use ke2lab::steps::stack::{Certs, SetupStack, StackOptions};
 use ke2lab::steps::{self, Cx, StepError};
 use ke2lab::topology::{Credentials, Platform, Secret, Topology};
 
-use support::stack::{BASE_CONF, CHECKOUT, COMPOSE_CONFIG};
+use support::stack::{BASE_CONF, CHECKOUT, COMPOSE_CONFIG, stable};
 
 mod support;
 
@@ -39,31 +39,6 @@ fn creds() -> Credentials {
 
 fn manager(rec: &Recorder) {
     support::stack::manager(&topology(Platform::Debian), rec);
-}
-
-/// The transcript with the certificates' random bodies replaced, so a
-/// snapshot can hold it.
-fn stable(transcript: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in transcript.lines() {
-        if line.ends_with("-----BEGIN CERTIFICATE-----") {
-            inside = true;
-            out.push_str(line);
-            out.push('\n');
-            let prefix = line.trim_end_matches("-----BEGIN CERTIFICATE-----");
-            out.push_str(&format!("{prefix}<random certificate body>\n"));
-            continue;
-        }
-        if line.ends_with("-----END CERTIFICATE-----") {
-            inside = false;
-        }
-        if !inside {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 async fn run_both(cx: &Cx<'_>, opts: &StackOptions) -> Result<(usize, Vec<String>), StepError> {
