@@ -465,9 +465,9 @@ async fn up(
         None => None,
     };
     if let Some(n) = &name {
-        if !ke2lab_harness::owner::is_lab_name(n) {
+        if let Some(why) = ke2lab_harness::owner::lab_name_problem(n) {
             return Err(anyhow::Error::new(Refused(format!(
-                "`--name`: invalid lab name `{}` (lowercase letters, digits and `-`, starting with a letter, at most 32)",
+                "`--name`: invalid lab name `{}` ({why})",
                 ke2lab::topology::shown(n)
             ))));
         }

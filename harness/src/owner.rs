@@ -105,17 +105,28 @@ pub fn keep(run_dir: &Path) -> std::io::Result<()> {
 /// becomes a label value only, never a path. A name shaped like a run id
 /// (`r` and hex digits only) is refused, so `--run` is never ambiguous.
 pub fn is_lab_name(name: &str) -> bool {
-    let run_like = name.starts_with('r')
-        && name[1..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    !run_like
-        && !name.is_empty()
+    lab_name_problem(name).is_none()
+}
+
+/// Why `name` is not a lab name, if it is not, as a message fragment.
+pub fn lab_name_problem(name: &str) -> Option<&'static str> {
+    let shaped = !name.is_empty()
         && name.len() <= 32
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !shaped {
+        return Some("lowercase letters, digits and `-`, starting with a letter, at most 32");
+    }
+    let run_like = name.starts_with('r')
+        && name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    run_like.then_some(
+        "shaped like a run id (`r` and hex digits only), which `--run` would confuse; \
+         add a letter past `f` or a `-`",
+    )
 }
 
 #[cfg(test)]
@@ -165,5 +176,7 @@ mod tests {
         ] {
             assert!(!is_lab_name(bad), "{bad}");
         }
+        assert!(lab_name_problem("rec3b").unwrap().contains("run id"));
+        assert!(lab_name_problem("Rec").unwrap().contains("lowercase"));
     }
 }
