@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use ke2lab::cluster::pgpool::{Decision, PgState};
+use ke2lab::cluster::snapshot::brief;
 use ke2lab::cluster::{Finding, Snapshot};
 
 /// The schema's `$id` (`docs/status.schema.json`).
@@ -200,8 +201,8 @@ pub fn table(l: &LabStatus) -> String {
     let p = &s.pgpool;
     let decision = match &p.decision {
         Decision::Healthy { .. } => "healthy".to_string(),
-        Decision::Wait { reason } => format!("waiting: {reason}"),
-        Decision::Error { reason } => format!("error: {reason}"),
+        Decision::Wait { reason } => format!("waiting: {}", brief(reason)),
+        Decision::Error { reason } => format!("error: {}", brief(reason)),
         Decision::Attach { .. } | Decision::Resync { .. } => "repair needed".to_string(),
     };
     let _ = writeln!(

@@ -902,6 +902,23 @@ async fn node_ls(h: &dyn Host) -> Probed<Vec<swarm::SwarmNode>> {
     swarm::parse_node_ls(&out.stdout_lossy()).map_err(|e| e.to_string())
 }
 
+/// The gist of a probe's error for a one-line finding: a failed command's
+/// stderr without the command line (the snapshot keeps the whole text),
+/// its first line, at most 160 characters.
+pub fn brief(error: &str) -> String {
+    let text = match error.find("` failed on `") {
+        Some(i) if error.starts_with("command `") => {
+            error[i..].split_once("): ").map_or(error, |(_, rest)| rest)
+        }
+        _ => error,
+    };
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
 /// Every unhealthy fact of `s`, with the host it concerns: failed probes,
 /// swarm nodes not Ready/Active or managers not reachable, Gluster peers
 /// not connected, mounts missing, bricks offline, entries pending heal,
@@ -921,11 +938,17 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
     let is_host = |n: &str| names.contains(&n);
 
     for e in &s.errors {
-        let host = is_host(&e.host).then_some(e.host.as_str());
+        let (host, whose) = if is_host(&e.host) {
+            (Some(e.host.as_str()), format!("host `{}`", e.host))
+        } else if let Some(vip) = e.host.strip_prefix("VIP ") {
+            (None, format!("VIP `{vip}`"))
+        } else {
+            (None, format!("`{}`", e.host))
+        };
         add(
             host,
             "probe",
-            format!("host `{}`: `{}` failed: {}", e.host, e.probe, e.error),
+            format!("{whose}: `{}` failed: {}", e.probe, brief(&e.error)),
         );
     }
 
@@ -1112,7 +1135,7 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
             PgState::Down(why) => add(
                 Some(&h.name),
                 "postgres",
-                format!("host `{}`: PostgreSQL down: {why}", h.name),
+                format!("host `{}`: PostgreSQL down: {}", h.name, brief(why)),
             ),
             PgState::Standby => match &h.replication {
                 Some(r) if r.state == "streaming" => {}
@@ -1160,7 +1183,7 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
             (Err(e), _) => add(
                 Some(name),
                 "pgpool",
-                format!("host `{name}`: Pgpool-II does not answer: {e}"),
+                format!("host `{name}`: Pgpool-II does not answer: {}", brief(e)),
             ),
             (Ok(_), Some("LEADER" | "STANDBY")) => {}
             (Ok(_), other) => add(
@@ -1174,10 +1197,22 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
         }
     }
     let name = |i: &usize| p.view.hosts.get(*i).cloned().unwrap_or_default();
+    // The decision quotes PostgreSQL's answers whole; a finding carries
+    // their gist (the snapshot keeps them whole).
+    let brief_reason = |reason: &str| {
+        let mut r = reason.to_string();
+        for pg in &p.view.pg {
+            if let PgState::Down(d) = pg {
+                r = r.replace(&format!("{d:?}"), &format!("{:?}", brief(d)));
+            }
+        }
+        r.lines().next().unwrap_or_default().to_string()
+    };
     match &p.decision {
         Decision::Healthy { .. } => {}
-        Decision::Wait { reason } => add(None, "pgpool", format!("pgpool: {reason}")),
-        Decision::Error { reason } => add(None, "pgpool", format!("pgpool: {reason}")),
+        Decision::Wait { reason } | Decision::Error { reason } => {
+            add(None, "pgpool", format!("pgpool: {}", brief_reason(reason)))
+        }
         Decision::Attach { node, leader } => add(
             Some(&name(node)),
             "pgpool",
@@ -1218,7 +1253,7 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
                     format!(
                         "host `{}`: HTTPS `/` unanswered: {}",
                         h.host,
-                        e.as_deref().unwrap_or("no answer")
+                        brief(e.as_deref().unwrap_or("no answer"))
                     ),
                 ),
             }

@@ -251,3 +251,38 @@ fn json_round_trip() {
     assert_eq!(v["hosts"][1]["postgres"]["state"], "down");
     assert_eq!(v["version"], SNAPSHOT_VERSION);
 }
+
+#[test]
+fn findings_carry_the_gist_of_a_failed_command() {
+    let long = "command `(as postgres) psql -X -q -At -h /var/run/postgresql -p 5432 -c 'SELECT pg_is_in_recovery()'` failed on `ke2-server3` (exit 2): psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: Connection refused\n\tIs the server running locally?";
+    assert_eq!(
+        brief(long),
+        "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: Connection refused"
+    );
+    assert_eq!(brief("no server"), "no server");
+    assert_eq!(brief(&"x".repeat(300)).chars().count(), 161);
+    let mut s = healthy();
+    s.pgpool.view.pg[2] = PgState::Down(long.into());
+    s.pgpool
+        .view
+        .replicas
+        .retain(|r| r.application_name != HOSTS[2]);
+    s.hosts[2].postgres = s.pgpool.view.pg[2].clone();
+    s.hosts[2].replication = None;
+    s.errors.push(ProbeFailure {
+        host: "VIP 10.20.0.100".into(),
+        probe: "show pool_nodes".into(),
+        error: "cannot reach `10.20.0.100:9999`: XX000: failed to create a backend connection"
+            .into(),
+    });
+    redecide(&mut s);
+    let messages: Vec<String> = verdict(&s).into_iter().map(|f| f.message).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "VIP `10.20.0.100`: `show pool_nodes` failed: cannot reach `10.20.0.100:9999`: XX000: failed to create a backend connection".to_string(),
+            "host `ke2-server3`: PostgreSQL down: psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: Connection refused".to_string(),
+            "pgpool: `ke2-server3` is not a streaming standby yet (PostgreSQL: Down(\"psql: error: connection to server on socket \\\"/var/run/postgresql/.s.PGSQL.5432\\\" failed: Connection refused\"))".to_string(),
+        ]
+    );
+}
