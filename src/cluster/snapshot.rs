@@ -379,15 +379,29 @@ impl Cluster {
 
     /// `show pool_nodes` asked of the Pgpool-II listening at `addr` (the VIP
     /// for the clients' view, a host's address for that member's).
+    /// The connection has 5 s; the whole question [`PROBE_DEADLINE`] (a
+    /// Pgpool-II that accepts and then waits for its backends would hold a
+    /// caller's poll otherwise).
     pub async fn pool_nodes_at(&self, addr: Ipv4Addr) -> Result<Vec<PoolNode>, ProbeError> {
-        crate::probe::pgpool::show_pool_nodes(
+        let port = self.topology.ports.pgpool;
+        let ask = crate::probe::pgpool::show_pool_nodes(
             addr,
-            self.topology.ports.pgpool,
+            port,
             "pgpool",
             self.credentials.pgpool.expose(),
             Duration::from_secs(5),
-        )
-        .await
+        );
+        tokio::time::timeout(PROBE_DEADLINE, ask)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProbeError::Unreachable {
+                    what: format!("{addr}:{port}"),
+                    detail: format!(
+                        "`show pool_nodes` unanswered within {}s",
+                        PROBE_DEADLINE.as_secs()
+                    ),
+                })
+            })
     }
 
     /// The local CA certificate (PEM) step 8 made, read from the shared SSL
