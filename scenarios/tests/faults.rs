@@ -225,6 +225,21 @@ async fn fault_verbs_in_pairs_and_teardown_undoes_what_a_failure_left() -> Resul
         "no `show pool_nodes` through the VIP in {}",
         dir.display()
     );
+    // The cluster's own account: the snapshot, and its verdict naming the
+    // faults still in force when the evidence was taken.
+    let snapshot: ke2lab::cluster::Snapshot =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json"))?)
+            .context("`snapshot.json` is not a snapshot")?;
+    ensure!(
+        snapshot.hosts.len() == names.len(),
+        "snapshot of {} hosts",
+        snapshot.hosts.len()
+    );
+    ensure!(
+        dir.join("verdict.txt").is_file(),
+        "no `verdict.txt` in {}",
+        dir.display()
+    );
     for n in &names {
         for f in [
             "docker-node-ls.json",

@@ -920,13 +920,27 @@ async fn node_ls(h: &dyn Host) -> Probed<Vec<swarm::SwarmNode>> {
 /// stderr without the command line (the snapshot keeps the whole text),
 /// its first line, at most 160 characters.
 pub fn brief(error: &str) -> String {
-    let text = match error.find("` failed on `") {
-        Some(i) if error.starts_with("command `") => {
-            error[i..].split_once("): ").map_or(error, |(_, rest)| rest)
-        }
-        _ => error,
+    let first = |t: &str| {
+        t.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string()
     };
-    let line = text.lines().next().unwrap_or_default().trim();
+    let line = match error.find("` failed on `") {
+        Some(i) if error.starts_with("command `") => match error[i..].split_once("): ") {
+            // Some tools (gluster) say why on stdout: the exit code is
+            // then all there is.
+            Some((head, rest)) if first(rest).is_empty() => format!(
+                "{}, nothing on stderr",
+                head.rsplit_once('(').map_or("failed", |(_, code)| code)
+            ),
+            Some((_, rest)) => first(rest),
+            None => first(error),
+        },
+        _ => first(error),
+    };
+    let line = line.as_str();
     match line.char_indices().nth(160) {
         Some((i, _)) => format!("{}…", &line[..i]),
         None => line.to_string(),

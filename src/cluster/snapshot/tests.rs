@@ -260,6 +260,10 @@ fn findings_carry_the_gist_of_a_failed_command() {
         "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: Connection refused"
     );
     assert_eq!(brief("no server"), "no server");
+    assert_eq!(
+        brief("command `gluster pool list --xml` failed on `ke2-server1` (exit 1): "),
+        "exit 1, nothing on stderr"
+    );
     assert_eq!(brief(&"x".repeat(300)).chars().count(), 161);
     let mut s = healthy();
     s.pgpool.view.pg[2] = PgState::Down(long.into());
