@@ -672,6 +672,16 @@ impl Lab {
             .await
     }
 
+    /// The hosts whose 443 is meant to answer (see
+    /// [`Cluster::https_hosts`]): every host, or in `host` mode the nodes
+    /// running an nginx task.
+    pub async fn https_hosts(&self) -> Result<Vec<String>> {
+        self.cluster_without_credentials()
+            .https_hosts()
+            .await
+            .map_err(|e| anyhow::anyhow!("where nginx publishes: {e}"))
+    }
+
     /// `docker stack rm` of the ke2 stack, waiting until its services and
     /// containers are gone from every host (phase `stack-rm`).
     pub async fn remove_stack(&mut self, timeout: Duration) -> Result<()> {

@@ -222,6 +222,11 @@ pub struct ServiceFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpsFacts {
     pub host: String,
+    /// Whether this host is meant to answer: every host when nginx
+    /// publishes through the ingress mesh, only the nodes running an nginx
+    /// task when it publishes in `host` mode (with fewer replicas than
+    /// hosts, the others have no listener).
+    pub serves: bool,
     /// The HTTP status; `None` when there was no answer.
     pub status: Option<u16>,
     /// Why there was no answer.
@@ -802,6 +807,34 @@ impl Cluster {
         (None, failures)
     }
 
+    /// The hosts whose 443 is meant to answer, asked of the swarm (the first
+    /// host, a manager): every host when `ke2_nginx` publishes through the
+    /// ingress mesh, else the nodes where its tasks run (`host` mode).
+    pub async fn https_hosts(&self) -> Result<Vec<String>, String> {
+        let service = format!("{}_nginx", crate::steps::deploy::STACK_NAME);
+        let m = self.hosts[0].as_ref();
+        let spec = guarded("docker service inspect", async {
+            stack::endpoint_spec(m, &service)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        let all: Vec<String> = self.topology.hosts.iter().map(|h| h.name.clone()).collect();
+        if spec.ports().iter().all(|p| p.publish_mode() != "host") {
+            return Ok(all);
+        }
+        let tasks = guarded("docker service ps", async {
+            stack::tasks(m, &service).await.map_err(|e| e.to_string())
+        })
+        .await?;
+        let running: std::collections::BTreeSet<String> = tasks
+            .into_iter()
+            .filter(|t| t.is_running())
+            .map(|t| t.node)
+            .collect();
+        Ok(all.into_iter().filter(|h| running.contains(h)).collect())
+    }
+
     /// The stack's services (asked of `manager`) and, when any is
     /// deployed, HTTPS on every host; `Ok(None)` when none is.
     async fn stack(&self, manager: &str) -> (Option<StackFacts>, Vec<ProbeFailure>) {
@@ -841,22 +874,40 @@ impl Cluster {
             self.stack_ca().await.map_err(|e| e.to_string())
         })
         .await;
-        let (https, failures) = match ca {
+        let mut failures = Vec::new();
+        // Unknown placement: every host is held to answering.
+        let serving = match self.https_hosts().await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                failures.push(ProbeFailure {
+                    host: self.topology.hosts[0].name.clone(),
+                    probe: "where nginx publishes".into(),
+                    error: e,
+                });
+                self.topology.hosts.iter().map(|h| h.name.clone()).collect()
+            }
+        };
+        let (https, more) = match ca {
             Ok(ca) => (
                 self.https_each(&ca, "/", PROBE_DEADLINE)
                     .await
                     .into_iter()
-                    .map(|(host, r)| match r {
-                        Ok(resp) => HttpsFacts {
-                            host,
-                            status: Some(resp.status),
-                            error: None,
-                        },
-                        Err(e) => HttpsFacts {
-                            host,
-                            status: None,
-                            error: Some(e.to_string()),
-                        },
+                    .map(|(host, r)| {
+                        let serves = serving.contains(&host);
+                        match r {
+                            Ok(resp) => HttpsFacts {
+                                host,
+                                serves,
+                                status: Some(resp.status),
+                                error: None,
+                            },
+                            Err(e) => HttpsFacts {
+                                host,
+                                serves,
+                                status: None,
+                                error: Some(e.to_string()),
+                            },
+                        }
                     })
                     .collect(),
                 Vec::new(),
@@ -876,6 +927,7 @@ impl Cluster {
                 }],
             ),
         };
+        failures.extend(more);
         let facts = StackFacts {
             name: name.to_string(),
             services,
@@ -1255,7 +1307,8 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
         }
     }
 
-    // The stack: every service converged, HTTPS 200 on every host.
+    // The stack: every service converged, HTTPS 200 on every host meant
+    // to serve it.
     if let Some(st) = &s.stack {
         for sv in st.services.iter().filter(|sv| !sv.converged) {
             add(
@@ -1267,7 +1320,15 @@ pub fn verdict(s: &Snapshot) -> Vec<Finding> {
                 ),
             );
         }
-        for h in &st.https {
+        if !st.https.is_empty() && !st.https.iter().any(|h| h.serves) {
+            add(
+                None,
+                "stack",
+                format!("stack `{}`: no host publishes nginx's 443", st.name),
+            );
+        }
+        // A host without an nginx task in `host` mode has no listener.
+        for h in st.https.iter().filter(|h| h.serves) {
             match (h.status, &h.error) {
                 (Some(200), _) => {}
                 (Some(code), _) => add(
@@ -1454,6 +1515,7 @@ impl Snapshot {
                     .iter()
                     .map(|h| HttpsFacts {
                         host: h.to_string(),
+                        serves: true,
                         status: Some(200),
                         error: None,
                     })

@@ -155,6 +155,26 @@ fn each_fault_is_its_finding() {
             "host `ke2-server2`: HTTPS `/` answered `502`",
         ),
         (
+            "HTTPS unanswered on a host meant to serve",
+            |s| {
+                let h = &mut s.stack.as_mut().unwrap().https[2];
+                h.status = None;
+                h.error = Some("connection refused".into());
+            },
+            Some("ke2-server3"),
+            "host `ke2-server3`: HTTPS `/` unanswered: connection refused",
+        ),
+        (
+            "no host publishing nginx",
+            |s| {
+                for h in &mut s.stack.as_mut().unwrap().https {
+                    h.serves = false;
+                }
+            },
+            None,
+            "stack `ke2`: no host publishes nginx's 443",
+        ),
+        (
             "a probe that failed",
             |s| {
                 s.errors.push(ProbeFailure {
@@ -178,6 +198,18 @@ fn each_fault_is_its_finding() {
             "{what}: want {message:?} for {host:?}, got {found:#?}"
         );
     }
+}
+
+/// In `host` mode with fewer nginx replicas than hosts, a host without an
+/// nginx task has no listener: that is healthy.
+#[test]
+fn a_host_without_nginx_in_host_mode_need_not_answer() {
+    let mut s = healthy();
+    let h = &mut s.stack.as_mut().unwrap().https[2];
+    h.serves = false;
+    h.status = None;
+    h.error = Some("connection refused".into());
+    assert_eq!(verdict(&s), Vec::new());
 }
 
 #[test]
