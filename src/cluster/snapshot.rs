@@ -34,6 +34,16 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 /// The limit of one probe of a snapshot (one command, one connection).
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The limit of one `show pool_nodes` through Pgpool-II. A child that
+/// answers its first client after a failover first discards its pooled
+/// backend connections and connects anew, and one to a host cut off by a
+/// partition costs Pgpool-II's `connect_timeout` (the document leaves the
+/// default, 10 s). Cut at 10 s, every poll after a partition gave up just
+/// before its answer, each time on another of the 32 stale children, for
+/// five minutes (the partition scenario's evidence); this leaves the
+/// connect timeout, the query and the client's own 5 s connection room.
+pub const POOL_NODES_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What a probe may take in all: its command's deadline, then the
 /// transport's grace. A guard for probes that are not one command (a TLS
 /// exchange, a file read).
@@ -384,9 +394,9 @@ impl Cluster {
 
     /// `show pool_nodes` asked of the Pgpool-II listening at `addr` (the VIP
     /// for the clients' view, a host's address for that member's).
-    /// The connection has 5 s; the whole question [`PROBE_DEADLINE`] (a
-    /// Pgpool-II that accepts and then waits for its backends would hold a
-    /// caller's poll otherwise).
+    /// The connection has 5 s; the whole question [`POOL_NODES_DEADLINE`]
+    /// (a Pgpool-II that accepts and then waits for its backends would hold
+    /// a caller's poll otherwise).
     pub async fn pool_nodes_at(&self, addr: Ipv4Addr) -> Result<Vec<PoolNode>, ProbeError> {
         let port = self.topology.ports.pgpool;
         let ask = crate::probe::pgpool::show_pool_nodes(
@@ -396,14 +406,14 @@ impl Cluster {
             self.credentials.pgpool.expose(),
             Duration::from_secs(5),
         );
-        tokio::time::timeout(PROBE_DEADLINE, ask)
+        tokio::time::timeout(POOL_NODES_DEADLINE, ask)
             .await
             .unwrap_or_else(|_| {
                 Err(ProbeError::Unreachable {
                     what: format!("{addr}:{port}"),
                     detail: format!(
                         "`show pool_nodes` unanswered within {}s",
-                        PROBE_DEADLINE.as_secs()
+                        POOL_NODES_DEADLINE.as_secs()
                     ),
                 })
             })
@@ -489,11 +499,12 @@ impl Cluster {
                     None
                 }
             },
-            guarded("show pool_nodes", async {
+            // Bounded by its own, longer deadline (see POOL_NODES_DEADLINE).
+            async {
                 self.pool_nodes_at(t.network.vip)
                     .await
                     .map_err(|e| e.to_string())
-            }),
+            },
         );
 
         let mut hosts = Vec::new();
