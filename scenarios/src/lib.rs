@@ -255,3 +255,26 @@ pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
     }
     anyhow::bail!("the watchdog leader never settled on the primary's host")
 }
+
+/// `n` unpredictable bytes: xorshift64* seeded from the standard library's
+/// per-process random hasher keys (the scenarios crate has no `rand`).
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let mut x = h.finish() | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}

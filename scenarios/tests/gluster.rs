@@ -39,29 +39,6 @@ fn gluster_phase(label: &str, report: &InstallReport) -> Duration {
     total
 }
 
-/// `n` unpredictable bytes: xorshift64* seeded from the standard library's
-/// per-process random hasher keys (the scenarios crate has no `rand`).
-fn random_bytes(n: usize) -> Vec<u8> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    let mut x = h.finish() | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
     let first = lab.install().await?;
     println!("first install:\n{first}");
@@ -164,7 +141,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
     }
 
     // A MiB of random bytes written on host 1 reads back identical on 2 and 3.
-    let body = random_bytes(1 << 20);
+    let body = ke2lab_scenarios::random_bytes(1 << 20);
     let file = format!("{}/ke2lab-replication-check.bin", spec.path);
     h1.write_file(&file, &body, 0o644, "root").await?;
     for h in &hosts[1..] {

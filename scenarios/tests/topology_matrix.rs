@@ -333,35 +333,12 @@ const SPECIALS: &[&str] = &[
     "]", "=", "+", ",", ".", "-", "_", "%40", "%%",
 ];
 
-/// `n` bytes of xorshift64* output seeded from the standard library's
-/// per-process random hasher keys (the scenarios crate has no `rand`).
-fn random_bytes(n: usize) -> Vec<u8> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    let mut x = h.finish() | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 /// A password made now: a letter first (not `-`, which commands would read
 /// as an option), then every special in a random order, each followed by a
 /// random letter or digit.
 fn special_password() -> Secret {
     const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let r = random_bytes(2 * SPECIALS.len() + 2);
+    let r = ke2lab_scenarios::random_bytes(2 * SPECIALS.len() + 2);
     let mut order: Vec<usize> = (0..SPECIALS.len()).collect();
     // Fisher-Yates with the random bytes.
     for i in (1..order.len()).rev() {
