@@ -26,6 +26,13 @@ use std::str::FromStr;
 use rand::Rng as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+/// `(name, text)` of each named file of `fixtures/topologies/`, embedded.
+macro_rules! fixtures {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../fixtures/topologies/", $name, ".toml")))),*]
+    };
+}
+
 /// Docker swarm's cluster management port (`2377/tcp`); not configurable.
 pub const SWARM_MANAGEMENT_PORT: u16 = 2377;
 /// Docker swarm's node gossip port (`7946/tcp+udp`); not configurable.
@@ -934,17 +941,31 @@ impl Topology {
         Self::from_toml_str(&text)
     }
 
-    /// The path of a topology shipped in this repository's
-    /// `fixtures/topologies/`, e.g. `three-node`.
-    pub fn fixture_path(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/topologies")
-            .join(format!("{name}.toml"))
-    }
+    /// The topologies shipped in this repository's `fixtures/topologies/`
+    /// (name, text), embedded when compiled: a test or scenario finds them
+    /// wherever it runs, and no compile-time path is kept.
+    pub const FIXTURES: &[(&str, &str)] = fixtures![
+        "generated-credentials",
+        "matrix-custom-paths",
+        "matrix-five-fqdn",
+        "matrix-four-sync",
+        "matrix-ports",
+        "matrix-stack",
+        "three-node",
+        "three-node-vmxnet3",
+    ];
 
-    /// Loads a topology shipped in `fixtures/topologies/`.
+    /// Reads and validates a topology shipped in `fixtures/topologies/`
+    /// (`three-node` for `three-node.toml`), from [`Topology::FIXTURES`].
     pub fn fixture(name: &str) -> Result<Validated, TopologyError> {
-        Self::load(&Self::fixture_path(name))
+        let (_, text) = Self::FIXTURES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| TopologyError::Read {
+                path: PathBuf::from(format!("fixtures/topologies/{name}.toml")),
+                error: std::io::ErrorKind::NotFound.into(),
+            })?;
+        Self::from_toml_str(text)
     }
 
     /// The topology as TOML; [`Topology::from_toml_str`] reads it back to an

@@ -74,9 +74,33 @@ fn three_node_fixture_is_the_documents_example() {
 
 #[test]
 fn fixture_helper_finds_the_shipped_topologies() {
-    assert_eq!(Topology::fixture_path("three-node"), fixture("three-node"));
     let validated = Topology::fixture("three-node").unwrap();
     assert_eq!(validated.hosts.len(), 3, "Validated derefs to its topology");
+    // Embedded: every shipped file, as it is on disk, and nothing else.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/topologies");
+    let mut on_disk: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<(String, String)> = Topology::FIXTURES
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    embedded.sort();
+    assert_eq!(embedded, on_disk, "Topology::FIXTURES lists every fixture");
+    assert_eq!(
+        Topology::fixture("no-such").unwrap_err().to_string(),
+        format!(
+            "cannot read `fixtures/topologies/no-such.toml`: {}",
+            std::io::Error::from(std::io::ErrorKind::NotFound)
+        )
+    );
 }
 
 #[test]

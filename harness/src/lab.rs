@@ -33,18 +33,8 @@ use crate::faults::{Fault, Faults};
 use crate::image::{self, ImageReport, Recipe};
 use crate::{HOST_LABEL, RUN_LABEL, STATE_LABEL};
 
-/// Where the harness keeps per-run state (topology as remapped, ssh key) and
-/// build scratch space: `$KE2LAB_HOME`, else the workspace's `target/ke2lab`.
-pub fn home() -> PathBuf {
-    std::env::var_os("KE2LAB_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-                .join("ke2lab")
-        })
-}
+/// Where the harness keeps its state, found at run time (`paths`).
+pub use crate::paths::{home, remove_state_dir, state_dir_to_remove};
 
 /// Connects to the machine's engine and agrees on an API version with it.
 pub async fn connect() -> Result<Docker> {
@@ -868,58 +858,6 @@ pub fn check_run_id(id: &str) -> Result<(), BadRunId> {
     }
 }
 
-/// The directory to delete for `candidate`, a run's state directory, if it
-/// is one: once canonicalised (symlinks and `..` resolved), a directory
-/// named like a run id directly under `home/runs/` (itself canonicalised).
-/// Anything else, such as `/`, a path outside, a symlink under `runs/`
-/// pointing outside, `runs/` itself, an empty or missing path, is `None`:
-/// the paths come from container labels, which anyone with the engine can
-/// set, and from the command line.
-pub fn state_dir_to_remove(home: &Path, candidate: &Path) -> Option<PathBuf> {
-    if candidate.as_os_str().is_empty() {
-        return None;
-    }
-    let runs = home.join("runs").canonicalize().ok()?;
-    let dir = candidate.canonicalize().ok()?;
-    let named_as_run = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(is_run_id);
-    (dir.parent() == Some(runs.as_path()) && named_as_run && dir.is_dir()).then_some(dir)
-}
-
-/// Removes a run's state directory through [`state_dir_to_remove`]; a
-/// refused one stays and is warned about, unless it is simply a run's
-/// directory that is gone already (a run's label and its id name the same
-/// directory, so the second removal finds nothing). Returns what it removed.
-pub fn remove_state_dir(home: &Path, candidate: &Path) -> Option<PathBuf> {
-    match state_dir_to_remove(home, candidate) {
-        Some(dir) => match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Some(dir),
-            Err(e) => {
-                eprintln!("warning: cannot remove `{}`: {e}", dir.display());
-                None
-            }
-        },
-        None => {
-            let lexically_a_run = candidate.parent() == Some(home.join("runs").as_path())
-                && candidate
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(is_run_id);
-            let gone = candidate.symlink_metadata().is_err();
-            if !(lexically_a_run && gone) {
-                eprintln!(
-                    "warning: not removing `{}`: not a run's state directory under `{}`",
-                    ke2lab::topology::shown(&candidate.to_string_lossy()),
-                    home.join("runs").display()
-                );
-            }
-            None
-        }
-    }
-}
-
 fn mask(prefix: u8) -> u32 {
     if prefix == 0 {
         0
@@ -1149,10 +1087,17 @@ pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
         check_run_id(r)?;
     }
     let found = leftovers(docker, run).await?;
-    let state_dirs: Vec<String> = list_containers(docker, run)
+    // (run, state directory) once each: every host of a run names the same.
+    let state_dirs: std::collections::BTreeSet<(String, String)> = list_containers(docker, run)
         .await?
         .into_iter()
-        .filter_map(|c| c.labels?.get(STATE_LABEL).cloned())
+        .filter_map(|c| {
+            let labels = c.labels?;
+            Some((
+                labels.get(RUN_LABEL)?.clone(),
+                labels.get(STATE_LABEL)?.clone(),
+            ))
+        })
         .collect();
     try_join_all(found.containers.iter().map(|id| async move {
         docker
@@ -1187,13 +1132,14 @@ pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
             .or_else(ignore_missing)
             .with_context(|| format!("cannot remove volume `{v}`"))?;
     }
-    // Only what lies under `home()/runs/` is deleted, whatever a label says.
+    // Only a run's own directory under `runs/` of this home or of another
+    // marked ke2lab home is deleted, whatever a label says.
     let home = home();
-    for d in state_dirs {
-        remove_state_dir(&home, Path::new(&d));
+    for (r, d) in state_dirs {
+        remove_state_dir(&home, Path::new(&d), &r);
     }
     if let Some(r) = run {
-        remove_state_dir(&home, &home.join("runs").join(r));
+        remove_state_dir(&home, &home.join("runs").join(r), r);
     }
     Ok(found)
 }
@@ -1381,81 +1327,6 @@ mod tests {
             "`--run`: invalid run id `r\\u{1b}[2J` (expected `r` and 6 lowercase hex digits, \
              as `ke2lab up` prints, e.g. `r1a2b3c`)"
         );
-    }
-
-    /// Only a run's own directory under `home/runs/` is ever deleted:
-    /// sentinels outside it, reached through `..`, `/`, an absolute path, a
-    /// symlink under `runs/` or an empty label, survive.
-    #[test]
-    fn only_run_state_directories_under_runs_are_removed() {
-        use std::os::unix::fs::symlink;
-
-        let home = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        let runs = home.path().join("runs");
-        let run = runs.join("r0a0b0c");
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(run.join("topology.toml"), "x").unwrap();
-        let beside = home.path().join("build");
-        std::fs::create_dir_all(&beside).unwrap();
-        let sentinels = [
-            beside.join("sentinel"),
-            home.path().join("sentinel"),
-            elsewhere.path().join("sentinel"),
-            runs.join("sentinel"),
-        ];
-        for s in &sentinels {
-            std::fs::write(s, "keep").unwrap();
-        }
-        let not_a_run = runs.join("notarun");
-        std::fs::create_dir_all(&not_a_run).unwrap();
-        let link = runs.join("r0d0e0f");
-        symlink(elsewhere.path(), &link).unwrap();
-
-        let refused: Vec<PathBuf> = vec![
-            PathBuf::from("../x"),
-            PathBuf::from("/"),
-            PathBuf::new(),
-            elsewhere.path().to_path_buf(),
-            home.path().to_path_buf(),
-            beside.clone(),
-            runs.clone(),
-            runs.join("."),
-            runs.join("r0a0b0c/.."),
-            runs.join("..").join("build"),
-            runs.join("r0a0b0c/../../build"),
-            link.clone(),
-            not_a_run.clone(),
-            runs.join("sentinel"),
-        ];
-        for candidate in &refused {
-            assert_eq!(
-                state_dir_to_remove(home.path(), candidate),
-                None,
-                "{candidate:?}"
-            );
-            assert_eq!(
-                remove_state_dir(home.path(), candidate),
-                None,
-                "{candidate:?}"
-            );
-        }
-        for s in &sentinels {
-            assert_eq!(std::fs::read_to_string(s).unwrap(), "keep", "{s:?}");
-        }
-        assert!(not_a_run.is_dir());
-        assert!(link.symlink_metadata().is_ok(), "the symlink itself stays");
-        assert!(run.is_dir(), "nothing refused touched the run");
-
-        let canonical = run.canonicalize().unwrap();
-        let removed = remove_state_dir(home.path(), &run).expect("the run's directory");
-        assert_eq!(removed, canonical);
-        assert!(!run.exists());
-        // Gone already: nothing to do, and nothing else removed.
-        assert_eq!(remove_state_dir(home.path(), &run), None);
-        for s in &sentinels {
-            assert_eq!(std::fs::read_to_string(s).unwrap(), "keep", "{s:?}");
-        }
     }
 
     #[test]

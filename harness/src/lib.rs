@@ -15,6 +15,7 @@ pub mod lab;
 pub mod measure;
 pub mod overlay;
 pub mod owner;
+pub mod paths;
 pub mod standin;
 pub mod status;
 pub mod writer;

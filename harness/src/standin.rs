@@ -256,27 +256,71 @@ async fn save(docker: &Docker, tags: &[&str], dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The Kompira stand-in binary: `KE2LAB_STANDIN_BIN` when set; otherwise
-/// built from this workspace (`cargo build --release -p ke2-standin`, a
-/// no-op when it is fresh), so the image never carries a stale binary.
-pub async fn kompira_binary() -> Result<PathBuf> {
-    if let Ok(p) = std::env::var("KE2LAB_STANDIN_BIN") {
-        let p = PathBuf::from(p);
+/// Where the Kompira stand-in binary comes from ([`standin_source`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StandinSource {
+    /// `KE2LAB_STANDIN_BIN`.
+    Given(PathBuf),
+    /// Built in this ke2lab checkout (`cargo build --release -p
+    /// ke2-standin`, a no-op when it is fresh).
+    Build(PathBuf),
+    /// A `ke2-standin` installed beside the running binary.
+    Beside(PathBuf),
+}
+
+/// Where the stand-in comes from, decided at run time (no compile-time
+/// path): `KE2LAB_STANDIN_BIN` (`given`) when set; else, when the running
+/// binary `exe` lies in a ke2lab checkout (`target/<profile>/`, or a test
+/// binary in `deps/`), built there, so the image never carries a stale
+/// binary; else a `ke2-standin` beside `exe` (binaries installed side by
+/// side); else built in the checkout the current directory `cwd` lies in;
+/// else an error naming `KE2LAB_STANDIN_BIN` and how to build it.
+pub fn standin_source(
+    given: Option<PathBuf>,
+    exe: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Result<StandinSource> {
+    if let Some(p) = given.filter(|p| !p.as_os_str().is_empty()) {
         if !p.is_file() {
             bail!("`KE2LAB_STANDIN_BIN`: `{}` is not a file", p.display());
         }
-        return Ok(p);
+        return Ok(StandinSource::Given(p));
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the harness has no workspace directory")?
-        .to_path_buf();
-    if !ws.join("standin/Cargo.toml").is_file() {
-        bail!(
-            "the Kompira stand-in's source is not at `{}`; build it and set `KE2LAB_STANDIN_BIN`",
-            ws.join("standin").display()
-        );
+    if let Some(ws) = exe.and_then(crate::paths::find_checkout) {
+        return Ok(StandinSource::Build(ws));
     }
+    let beside = exe
+        .and_then(Path::parent)
+        .map(|d| d.join("ke2-standin"))
+        .filter(|p| p.is_file());
+    if let Some(p) = beside {
+        return Ok(StandinSource::Beside(p));
+    }
+    if let Some(ws) = cwd.and_then(crate::paths::find_checkout) {
+        return Ok(StandinSource::Build(ws));
+    }
+    bail!(
+        "the Kompira stand-in binary `ke2-standin` was not found: `{}` is not in a ke2lab \
+         checkout and has no `ke2-standin` beside it, nor is the current directory in a \
+         checkout; build it in a ke2lab checkout (`cargo build --release -p ke2-standin`) \
+         and set `KE2LAB_STANDIN_BIN` to `target/release/ke2-standin`, or install it beside \
+         `ke2lab`",
+        exe.map_or_else(|| "ke2lab".into(), |e| e.display().to_string())
+    )
+}
+
+/// The Kompira stand-in binary, from [`standin_source`] for this process.
+pub async fn kompira_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    let ws = match standin_source(
+        std::env::var_os("KE2LAB_STANDIN_BIN").map(PathBuf::from),
+        exe.as_deref(),
+        cwd.as_deref(),
+    )? {
+        StandinSource::Given(p) | StandinSource::Beside(p) => return Ok(p),
+        StandinSource::Build(ws) => ws,
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = tokio::process::Command::new(&cargo)
         .args(["build", "--quiet", "--release", "-p", "ke2-standin"])
@@ -284,12 +328,22 @@ pub async fn kompira_binary() -> Result<PathBuf> {
         .stdin(Stdio::null())
         .status()
         .await
-        .with_context(|| format!("cannot run `{cargo}` to build the Kompira stand-in"))?;
+        .with_context(|| {
+            format!(
+                "cannot run `{cargo}` to build the Kompira stand-in in `{}`; build it and set \
+                 `KE2LAB_STANDIN_BIN`",
+                ws.display()
+            )
+        })?;
     if !st.success() {
-        bail!("`cargo build --release -p ke2-standin` failed ({st})");
+        bail!(
+            "`cargo build --release -p ke2-standin` failed in `{}` ({st})",
+            ws.display()
+        );
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
+        .map(|t| ws.join(t))
         .unwrap_or_else(|_| ws.join("target"));
     let bin = target.join("release/ke2-standin");
     if !bin.is_file() {
@@ -443,5 +497,68 @@ mod tests {
                 ("usr/local/bin/jobmngrd".into(), Some("ke2-standin".into())),
             ]
         );
+    }
+
+    /// A directory laid out as a ke2lab checkout (what `find_checkout` reads).
+    fn fake_checkout() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+        std::fs::create_dir_all(d.path().join("harness")).unwrap();
+        std::fs::write(
+            d.path().join("harness/Cargo.toml"),
+            "[package]\nname = \"ke2lab-harness\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.path().join("target/release/deps")).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_standin_is_found_without_compile_time_paths() {
+        let checkout = fake_checkout();
+        let exe_in = checkout.path().join("target/release/ke2lab");
+        let test_exe_in = checkout.path().join("target/release/deps/stack-0123");
+        let installed = tempfile::tempdir().unwrap();
+        let exe_out = installed.path().join("ke2lab");
+        let beside = installed.path().join("ke2-standin");
+        let given = installed.path().join("given");
+        std::fs::write(&given, "bin").unwrap();
+        let nowhere = tempfile::tempdir().unwrap();
+        let src = |g: Option<&Path>, exe: &Path, cwd: &Path| {
+            standin_source(g.map(Path::to_path_buf), Some(exe), Some(cwd))
+        };
+        let build = StandinSource::Build(checkout.path().to_path_buf());
+
+        // KE2LAB_STANDIN_BIN wins, and must be a file.
+        assert_eq!(
+            src(Some(&given), &exe_in, checkout.path()).unwrap(),
+            StandinSource::Given(given.clone())
+        );
+        let e = src(
+            Some(&installed.path().join("missing")),
+            &exe_in,
+            nowhere.path(),
+        );
+        assert!(
+            format!("{:#}", e.unwrap_err()).contains("`KE2LAB_STANDIN_BIN`"),
+            "names the variable"
+        );
+        // A binary of the checkout builds it there (never a stale copy).
+        assert_eq!(src(None, &exe_in, nowhere.path()).unwrap(), build);
+        assert_eq!(src(None, &test_exe_in, nowhere.path()).unwrap(), build);
+        // An installed binary: not beside it yet, so the cwd's checkout;
+        // then the one beside it.
+        assert_eq!(src(None, &exe_out, checkout.path()).unwrap(), build);
+        std::fs::write(&beside, "bin").unwrap();
+        assert_eq!(
+            src(None, &exe_out, checkout.path()).unwrap(),
+            StandinSource::Beside(beside.clone())
+        );
+        std::fs::remove_file(&beside).unwrap();
+        // Nothing anywhere: the error says what to do.
+        let e = format!("{:#}", src(None, &exe_out, nowhere.path()).unwrap_err());
+        for want in ["KE2LAB_STANDIN_BIN", "cargo build --release -p ke2-standin"] {
+            assert!(e.contains(want), "no `{want}` in: {e}");
+        }
     }
 }
