@@ -145,13 +145,9 @@ pub async fn collect(lab: &Lab) -> Result<PathBuf> {
 /// `show pool_nodes` asked of the Pgpool-II at `addr`, one row per line,
 /// or why it could not be asked.
 async fn pool_nodes(lab: &Lab, addr: std::net::Ipv4Addr) -> String {
-    let rows = match lab.cluster() {
-        Ok(c) => c.pool_nodes_at(addr).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
-    };
-    match rows {
+    match lab.cluster().pool_nodes_at(addr).await {
         Ok(rows) => rows.iter().map(|r| format!("{r:?}\n")).collect(),
-        Err(e) => format!("not collected: {e:#}\n"),
+        Err(e) => format!("not collected: {e}\n"),
     }
 }
 

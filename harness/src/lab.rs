@@ -72,9 +72,10 @@ pub struct Lab {
     pub(crate) active_faults: Mutex<Vec<Fault>>,
     /// The ke2 stack was deployed by this handle; teardown removes it first.
     pub(crate) stack_deployed: bool,
-    /// The run's passwords, resolved once ([`Lab::credentials`]): polling
-    /// loops ask for them every second.
-    pub(crate) credentials: OnceLock<Credentials>,
+    /// The cluster's one typed view, built on first use ([`Lab::cluster`])
+    /// once the hosts exist, with the run's passwords resolved then: polling
+    /// loops ask every second, and secrets.toml is read once per handle.
+    pub(crate) cluster: OnceLock<Cluster>,
 }
 
 pub use ke2lab::cluster::StackCa;
@@ -135,7 +136,7 @@ impl Lab {
             events,
             active_faults: Mutex::new(Vec::new()),
             stack_deployed: false,
-            credentials: OnceLock::new(),
+            cluster: OnceLock::new(),
         };
         lab.events.record(format!("run `{}` booting", lab.run));
         lab.phase(image_phase);
@@ -343,7 +344,7 @@ impl Lab {
             events: EventLog::default(),
             active_faults: Mutex::new(Vec::new()),
             stack_deployed: false,
-            credentials: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -457,57 +458,39 @@ impl Lab {
     }
 
     /// The cluster's one typed view ([`ke2lab::cluster::Cluster`]): this
-    /// lab's topology, hosts and credentials (resolved once). Every cluster
-    /// question of the harness and the scenarios goes through it.
-    pub fn cluster(&self) -> Result<Cluster> {
-        Ok(Cluster::new(
-            self.topology.clone(),
-            self.hosts(),
-            self.credentials()?,
-        ))
+    /// lab's topology, hosts and credentials, built once per handle on first
+    /// use (after boot or attach, when the hosts exist). Every cluster
+    /// question of the harness and the scenarios goes through it. Never
+    /// fails: credentials that cannot be resolved (an unreadable secrets
+    /// file) fail only the questions that need a password, with the reason.
+    pub fn cluster(&self) -> &Cluster {
+        self.cluster.get_or_init(|| {
+            let hosts = self.hosts();
+            match self
+                .topology
+                .credentials
+                .resolve_kept(&self.state_dir.join("secrets.toml"))
+            {
+                Ok(c) => Cluster::new(self.topology.clone(), hosts, c),
+                Err(e) => Cluster::without_credentials(
+                    self.topology.clone(),
+                    hosts,
+                    format!("run `{}`: {e:#}", self.run),
+                ),
+            }
+        })
     }
 
     /// Everything the cluster says of itself now (never fails on a probe:
-    /// a failed one is an entry of the snapshot's `errors`).
+    /// a failed one is an entry of the snapshot's `errors`; `Result` for
+    /// the callers' sake only).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        Ok(self.cluster()?.snapshot().await)
+        Ok(self.cluster().snapshot().await)
     }
 
     /// Every unhealthy fact of a snapshot taken now; empty when healthy.
     pub async fn verdict(&self) -> Result<Vec<Finding>> {
         Ok(ke2lab::cluster::verdict(&self.snapshot().await?))
-    }
-
-    /// The hosts whose interfaces carry the VIP (asked on every host).
-    pub async fn vip_holders(&self) -> Result<Vec<String>> {
-        Ok(self.cluster()?.vip_holders().await?)
-    }
-
-    /// `pcp_watchdog_info` from the first host that answers.
-    pub async fn watchdog_info(&self) -> Result<ke2lab::probe::pgpool::WatchdogInfo> {
-        self.cluster()?
-            .watchdog_info()
-            .await
-            .context("no host answered pcp_watchdog_info")
-    }
-
-    /// The cluster's Pgpool-II view (every member, the VIP, PostgreSQL),
-    /// read now; [`ke2lab::cluster::pgpool::decide`] says what it means.
-    pub async fn pgpool_view(&self) -> ke2lab::cluster::pgpool::PgpoolView {
-        ke2lab::cluster::pgpool::observe(&self.topology, &self.hosts()).await
-    }
-
-    /// The lines of host `name`'s Pgpool-II log.
-    pub async fn pgpool_log(&self, name: &str) -> Result<Vec<ke2lab::probe::pgpool::LogLine>> {
-        let spec = self
-            .topology
-            .host(name)
-            .ok_or_else(|| anyhow!("the lab has no host `{name}`"))?;
-        let l = ke2lab::layout::Layout::of(spec.platform);
-        let out = ke2lab::probe::pgpool::log_cmd(l.pgpool_log_dir)
-            .check(self.host(name)?.as_ref())
-            .await?;
-        Ok(ke2lab::probe::pgpool::parse_log(&out.stdout_lossy()))
     }
 
     /// Steps 1-3 only (engine, firewall, swarm): for scenarios about the
@@ -640,38 +623,6 @@ impl Lab {
         Ok(services)
     }
 
-    /// The local CA certificate (PEM) step 8 made and the name its server
-    /// certificate carries ([`Cluster::stack_ca`]).
-    pub async fn stack_ca(&self) -> Result<StackCa> {
-        Ok(self.cluster()?.stack_ca().await?)
-    }
-
-    /// `GET path` over HTTPS on port 443 of every host, verified against
-    /// the stack's local CA; one result per host, in topology order.
-    pub async fn https_each(
-        &self,
-        ca: &StackCa,
-        path: &str,
-        timeout: Duration,
-    ) -> Vec<(
-        String,
-        Result<ke2lab::probe::http::Response, ke2lab::probe::ProbeError>,
-    )> {
-        self.cluster_without_credentials()
-            .https_each(ca, path, timeout)
-            .await
-    }
-
-    /// The hosts whose 443 is meant to answer (see
-    /// [`Cluster::https_hosts`]): every host, or in `host` mode the nodes
-    /// running an nginx task.
-    pub async fn https_hosts(&self) -> Result<Vec<String>> {
-        self.cluster_without_credentials()
-            .https_hosts()
-            .await
-            .map_err(|e| anyhow::anyhow!("where nginx publishes: {e}"))
-    }
-
     /// `docker stack rm` of the ke2 stack, waiting until its services and
     /// containers are gone from every host (phase `stack-rm`).
     pub async fn remove_stack(&mut self, timeout: Duration) -> Result<()> {
@@ -692,27 +643,11 @@ impl Lab {
 
     /// The run's passwords: explicit or document defaults per the topology,
     /// otherwise generated once and kept (mode 0600) in the run's state
-    /// directory, so a re-provision uses the same ones.
-    /// Resolved once per handle: the file does not change under a running
-    /// lab, and polling loops ask every second.
+    /// directory, so a re-provision uses the same ones. Those the
+    /// [`Lab::cluster`] resolved, once per handle: the file does not change
+    /// under a running lab, and polling loops ask every second.
     pub fn credentials(&self) -> Result<Credentials> {
-        if let Some(c) = self.credentials.get() {
-            return Ok(c.clone());
-        }
-        let c = self
-            .topology
-            .credentials
-            .resolve_kept(&self.state_dir.join("secrets.toml"))?;
-        Ok(self.credentials.get_or_init(|| c).clone())
-    }
-
-    /// The view for questions that need no password (HTTP, HTTPS): never
-    /// fails on an unreadable secrets file.
-    fn cluster_without_credentials(&self) -> Cluster {
-        let creds = self
-            .credentials()
-            .unwrap_or_else(|_| ke2lab::topology::Credentials::document_defaults());
-        Cluster::new(self.topology.clone(), self.hosts(), creds)
+        Ok(self.cluster().credentials()?.clone())
     }
 
     /// Removes every container, network and volume of this run and its state.

@@ -11,7 +11,6 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use ke2lab::cluster::resolved::Resolved;
 use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
-use ke2lab::probe::swarm;
 use ke2lab::steps::Cx;
 use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
@@ -412,10 +411,14 @@ async fn stack_up(
         eprintln!("service {:<16} {}", s.name, s.replicas);
     }
     let t = Instant::now();
-    let ca = lab.stack_ca().await?;
+    let ca = lab.cluster().stack_ca().await?;
     // In `host` mode with fewer nginx replicas than hosts only the nodes
     // running nginx listen; the others refusing is the expected state.
-    let serving = lab.https_hosts().await?;
+    let serving = lab
+        .cluster()
+        .https_hosts()
+        .await
+        .map_err(|e| anyhow::anyhow!("where nginx publishes: {e}"))?;
     let what = format!(
         "HTTPS 200 from the 443 of {} (verified against the local CA)",
         serving
@@ -431,6 +434,7 @@ async fn stack_up(
         Duration::from_secs(1),
         || async move {
             let r: Vec<_> = shared
+                .cluster()
                 .https_each(ca, "/", Duration::from_secs(10))
                 .await
                 .into_iter()
@@ -608,7 +612,7 @@ fn print_phases(phases: &[Phase], total: f64) {
 }
 
 async fn print_state(lab: &Lab) -> Result<()> {
-    let first = lab.host(&lab.topology.hosts[0].name)?;
+    let first = &lab.topology.hosts[0].name;
     println!(
         "\nlab `{}` ({} hosts, subnet {})",
         lab.run,
@@ -623,11 +627,11 @@ async fn print_state(lab: &Lab) -> Result<()> {
             h.platform
         );
     }
-    match swarm::info(first.as_ref()).await {
+    match lab.cluster().swarm_info_from(first).await {
         Ok(info) if info.is_active() => {
             let port = info.cluster.as_ref().map_or(0, |c| c.data_path_port);
             println!("swarm: {} managers, data-path port {port}", info.managers);
-            let nodes = swarm::nodes(first.as_ref()).await?;
+            let nodes = lab.cluster().swarm_nodes_from(first).await?;
             println!(
                 "  {:<14} {:<8} {:<12} manager",
                 "hostname", "status", "availability"

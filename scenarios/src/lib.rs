@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use ke2lab::cluster::DbUser;
 use ke2lab::cluster::pgpool::{Decision, decide};
 use ke2lab::host::Cmd;
-use ke2lab::probe::pgpool::{self, LIFECHECK_STARTED, PoolNode, PoolSummary};
+use ke2lab::probe::pgpool::{LIFECHECK_STARTED, PoolNode, PoolSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -58,7 +59,7 @@ pub fn fault_topology() -> Result<Topology> {
 /// asserts. Returns the leader's and the primary's host names.
 pub async fn await_agreement(lab: &Lab, what: &str, timeout: Duration) -> Result<(String, String)> {
     let (leader, primary) = wait_for(what, timeout, || async {
-        let v = lab.pgpool_view().await;
+        let v = lab.cluster().pgpool_view().await;
         match decide(&v) {
             Decision::Healthy { leader, primary } => Poll::Ready((leader, primary)),
             other => Poll::NotYet(format!("{other:?}")),
@@ -83,7 +84,7 @@ pub async fn await_lifecheck(lab: &Lab, timeout: Duration) -> Result<()> {
             &format!("the watchdog lifecheck to start on `{name}`"),
             timeout,
             || async {
-                match lab.pgpool_log(&name).await {
+                match lab.cluster().pgpool_log(&name).await {
                     Ok(lines) if lines.iter().any(|l| l.message == LIFECHECK_STARTED) => {
                         Poll::Ready(())
                     }
@@ -102,7 +103,7 @@ pub async fn await_lifecheck(lab: &Lab, timeout: Duration) -> Result<()> {
 /// `show pool_nodes` through the VIP.
 pub async fn pool_nodes(lab: &Lab) -> Result<Vec<PoolNode>> {
     Ok(lab
-        .cluster()?
+        .cluster()
         .pool_nodes_at(lab.topology.network.vip)
         .await?)
 }
@@ -141,17 +142,19 @@ pub fn writer_target(lab: &Lab) -> Result<Target> {
     })
 }
 
-/// Which of `acked` the database (through `target`) no longer has.
-pub async fn missing(target: &Target, acked: &[i64]) -> Result<Vec<i64>> {
-    let c = pgpool::connect(
-        target.addr,
-        target.port,
-        &target.user,
-        &target.password,
-        &target.database,
-        T,
-    )
-    .await?;
+/// Which of `acked` the database (through the VIP, as the writer's
+/// `kompira`) no longer has.
+pub async fn missing(lab: &Lab, acked: &[i64]) -> Result<Vec<i64>> {
+    let t = &lab.topology;
+    let c = lab
+        .cluster()
+        .sql_client(
+            t.network.vip,
+            t.ports.pgpool,
+            DbUser::Kompira,
+            &t.postgres.database,
+        )
+        .await?;
     let present: BTreeSet<i64> = c
         .query(&format!("SELECT id FROM {TABLE}"), &[])
         .await?
@@ -192,7 +195,7 @@ pub async fn reboot(lab: &Lab, host: &str) -> Result<()> {
 /// The hosts holding the VIP, polled until exactly one does.
 pub async fn single_vip_holder(lab: &Lab, what: &str, timeout: Duration) -> Result<String> {
     Ok(wait_for(what, timeout, || async {
-        match lab.vip_holders().await {
+        match lab.cluster().vip_holders().await {
             Ok(h) if h.len() == 1 => Poll::Ready(h[0].clone()),
             Ok(h) => Poll::NotYet(format!("holders {h:?}")),
             Err(e) => Poll::NotYet(e.to_string()),
@@ -206,11 +209,15 @@ pub async fn single_vip_holder(lab: &Lab, what: &str, timeout: Duration) -> Resu
 /// that leader's Pgpool-II is restarted so another member is elected.
 /// Returns the primary's host.
 pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
-    let cluster = lab.cluster()?;
+    let cluster = lab.cluster();
     for _ in 0..8 {
         let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(120)).await?;
         let primary = primary_of(&nodes).ok_or_else(|| anyhow::anyhow!("no primary"))?;
-        let leader = lab.watchdog_info().await?.leader_host;
+        let leader = cluster
+            .watchdog_info()
+            .await
+            .context("no host answered `pcp_watchdog_info`")?
+            .leader_host;
         if leader == primary {
             single_vip_holder(lab, "the VIP on the leader", Duration::from_secs(60)).await?;
             return Ok(primary);

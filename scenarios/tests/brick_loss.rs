@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use ke2lab::probe::gluster;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
@@ -27,8 +26,8 @@ async fn cycle(lab: &Lab, n: usize) -> Result<Cycle> {
     let names: Vec<String> = t.hosts.iter().map(|h| h.name.clone()).collect();
     let lost = names[n % names.len()].clone();
     let writers: Vec<String> = names.iter().filter(|x| **x != lost).cloned().collect();
-    let asker = lab.host(&writers[0])?;
-    let vol = t.shared_dir.volume.clone();
+    let asker = &writers[0];
+    let cluster = lab.cluster();
     let files: Vec<(String, String)> = writers
         .iter()
         .map(|w| (w.clone(), format!("brick-loss-{n}-{w}.log")))
@@ -54,7 +53,7 @@ async fn cycle(lab: &Lab, n: usize) -> Result<Cycle> {
         &format!("heal-info to count entries pending for `{lost}`'s brick"),
         Duration::from_secs(60),
         || async {
-            match gluster::heal_info(asker.as_ref(), &vol).await {
+            match cluster.heal_info_from(asker).await {
                 Ok(h)
                     if h.total_pending() > 0
                         && h.bricks.iter().any(|b| b.host == lost && !b.connected()) =>
@@ -79,7 +78,7 @@ async fn cycle(lab: &Lab, n: usize) -> Result<Cycle> {
         &format!("glusterd on `{lost}` to answer"),
         Duration::from_secs(60),
         || async {
-            match gluster::volume_status(lab.host(&lost).unwrap().as_ref(), &vol).await {
+            match cluster.volume_status_from(&lost).await {
                 Ok(s) => Poll::Ready(s),
                 Err(e) => Poll::NotYet(e.to_string()),
             }
@@ -105,7 +104,7 @@ async fn cycle(lab: &Lab, n: usize) -> Result<Cycle> {
         "heal to reach zero pending on three connected bricks",
         Duration::from_secs(180),
         || async {
-            match gluster::heal_info(asker.as_ref(), &vol).await {
+            match cluster.heal_info_from(asker).await {
                 Ok(h) if h.bricks.len() == 3 && h.is_clean() => Poll::Ready(()),
                 Ok(h) => Poll::NotYet(format!("{h:?}")),
                 Err(e) => Poll::NotYet(e.to_string()),

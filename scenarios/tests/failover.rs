@@ -141,7 +141,7 @@ async fn cycle(lab: &mut Lab, target: &Target, mode: &str) -> Result<Cycle> {
 
     // Acknowledged commits missing on the new primary.
     let acked = report.acknowledged();
-    let lost = missing(target, &acked).await?;
+    let lost = missing(lab, &acked).await?;
     println!(
         "failover ({mode}): killed PostgreSQL on `{old}`; `{promoted}` primary after {:.1}s, `{other}` following after {:.1}s; \
          RTO {:.1}s; {} acknowledged commits, {} lost; old primary rebuilt in {:.1}s",

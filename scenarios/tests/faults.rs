@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use ke2lab::host::{Cmd, Host};
-use ke2lab::probe::net::tcp_connects;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults, Service};
@@ -31,9 +30,11 @@ async fn reachability(lab: &Lab) -> Result<Vec<(String, String, bool)>> {
     let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
     let mut out = Vec::new();
     for from in &names {
-        let h = lab.host(from)?;
         for to in names.iter().filter(|n| *n != from) {
-            let ok = tcp_connects(h.as_ref(), addr(lab, to)?, SSH, 3).await?;
+            let ok = lab
+                .cluster()
+                .tcp_connects_from(from, addr(lab, to)?, SSH, 3)
+                .await?;
             out.push((from.clone(), to.clone(), ok));
         }
     }

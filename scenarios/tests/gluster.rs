@@ -8,9 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use ke2lab::host::Host;
 use ke2lab::install::InstallReport;
-use ke2lab::probe::gluster::{
-    self, GLUSTER_FSTYPE, PoolSummary, VolumeState, VolumeType, mount_at, parse_mounts,
-};
+use ke2lab::probe::gluster::{GLUSTER_FSTYPE, PoolSummary, VolumeState, VolumeType, mount_at};
 use ke2lab::steps::shared_dir::secret_key;
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
@@ -65,7 +63,8 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
 
     // The pool from host 1: all three, itself as localhost, all connected.
     let others: Vec<&str> = names[1..].iter().map(String::as_str).collect();
-    let peers = gluster::pool_list(h1.as_ref()).await?;
+    let cluster = lab.cluster();
+    let peers = cluster.gluster_peers_from(&names[0]).await?;
     let pool = PoolSummary::of(&peers, &others);
     println!("pool as `{}` sees it: {pool}", names[0]);
     for p in &peers {
@@ -78,7 +77,8 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
     );
 
     // The volume: started, replicate, replica 3, the topology's bricks.
-    let volume = gluster::volume_info(h1.as_ref(), &spec.volume)
+    let volume = cluster
+        .volume_from(&names[0])
         .await?
         .with_context(|| format!("volume `{}` does not exist", spec.volume))?;
     println!(
@@ -108,7 +108,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
     );
 
     // Every brick online with a port and a process.
-    let status = gluster::volume_status(h1.as_ref(), &spec.volume).await?;
+    let status = cluster.volume_status_from(&names[0]).await?;
     println!("volume status: {status}");
     ensure!(
         status.online_bricks() == 3,
@@ -123,11 +123,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
 
     // The FUSE mount on every host, read from the kernel's table.
     for h in &hosts {
-        let text = h
-            .read_file("/proc/mounts")
-            .await?
-            .context("no /proc/mounts")?;
-        let mounts = parse_mounts(&String::from_utf8_lossy(&text));
+        let mounts = cluster.mounts_on(h.name()).await?;
         let m = mount_at(&mounts, &spec.path)
             .with_context(|| format!("nothing mounted at `{}` on `{}`", spec.path, h.name()))?;
         ensure!(
@@ -171,7 +167,7 @@ async fn shared_dir_works(lab: &mut Lab) -> Result<()> {
 
     // No heal pending once the file is everywhere.
     let heal = wait_for("no pending heal", Duration::from_secs(60), || async {
-        match gluster::heal_info(h1.as_ref(), &spec.volume).await {
+        match cluster.heal_info_from(&names[0]).await {
             Ok(h) if h.is_clean() => Poll::Ready(h),
             Ok(h) => Poll::NotYet(format!("{} pending", h.total_pending())),
             Err(e) => Poll::NotYet(e.to_string()),

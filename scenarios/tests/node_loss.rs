@@ -8,9 +8,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use ke2lab::probe::gluster;
 use ke2lab::probe::pgpool::PoolSummary;
-use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus};
+use ke2lab::probe::swarm::{ManagerStatus, NodeStatus};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
@@ -25,7 +24,8 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
     let t = lab.topology.clone();
     let (h1, h2) = (lab.host(&t.hosts[0].name)?, lab.host(&t.hosts[1].name)?);
     let lost = t.hosts[2].name.clone();
-    let vol = &t.shared_dir.volume;
+    // The survivors' view: asked of the first host, which stays.
+    let n1 = t.hosts[0].name.clone();
     let mount = &t.shared_dir.path;
 
     // The lifecheck must run before the fault, so that the loss is seen by
@@ -35,7 +35,8 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
     let mut seen_before = Vec::new();
     for s in &survivors {
         seen_before.push(
-            lab.pgpool_log(s)
+            lab.cluster()
+                .pgpool_log(s)
                 .await?
                 .iter()
                 .filter(|l| l.message.contains(NO_HEARTBEAT))
@@ -51,7 +52,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
         "the swarm to see the lost node down and keep a leader",
         Duration::from_secs(90),
         || async {
-            match swarm::nodes(h1.as_ref()).await {
+            match lab.cluster().swarm_nodes_from(&n1).await {
                 Ok(n) => {
                     let leader = n
                         .iter()
@@ -115,7 +116,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
             &format!("the lifecheck on `{s}` to report no heartbeat from `{lost}`"),
             Duration::from_secs(120),
             || async {
-                match lab.pgpool_log(s).await {
+                match lab.cluster().pgpool_log(s).await {
                     Ok(lines) => {
                         let hits: Vec<_> = lines
                             .iter()
@@ -152,7 +153,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
         "the returned host to be a reachable manager again",
         Duration::from_secs(90),
         || async {
-            match swarm::nodes(h1.as_ref()).await {
+            match lab.cluster().swarm_nodes_from(&n1).await {
                 Ok(n) => match n.iter().find(|x| x.hostname == lost) {
                     Some(x)
                         if x.status == NodeStatus::Ready
@@ -172,7 +173,7 @@ async fn node_loss(lab: &mut Lab) -> Result<()> {
         "Gluster heal to reach zero pending entries",
         Duration::from_secs(120),
         || async {
-            match gluster::heal_info(h1.as_ref(), vol).await {
+            match lab.cluster().heal_info_from(&n1).await {
                 Ok(h) if h.bricks.len() == 3 && h.bricks.iter().all(|b| b.pending == Some(0)) => {
                     Poll::Ready(())
                 }

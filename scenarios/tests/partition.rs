@@ -11,16 +11,16 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use ke2lab::probe::net;
-use ke2lab::probe::pgpool::{self, PoolSummary};
-use ke2lab::probe::swarm::{self, SwarmSummary};
+use ke2lab::cluster::DbUser;
+use ke2lab::probe::pgpool::PoolSummary;
+use ke2lab::probe::swarm::SwarmSummary;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Fault, Faults};
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_harness::writer::{TABLE, Writer};
 use ke2lab_scenarios::{
-    T, align_leader_with_primary, await_agreement, await_lifecheck, fault_topology, missing,
+    align_leader_with_primary, await_agreement, await_lifecheck, fault_topology, missing,
     pool_nodes, primary_of, wait_healthy, writer_target,
 };
 
@@ -34,13 +34,13 @@ enum MinorityWrite {
 }
 
 async fn write_through(lab: &Lab, host: &str) -> Result<MinorityWrite> {
-    let t = writer_target(lab)?;
-    let addr = lab
-        .topology
-        .host(host)
-        .ok_or_else(|| anyhow!("no `{host}`"))?
-        .address;
-    let c = match pgpool::connect(addr, t.port, &t.user, &t.password, &t.database, T).await {
+    let t = &lab.topology;
+    let addr = t.host(host).ok_or_else(|| anyhow!("no `{host}`"))?.address;
+    let db = &t.postgres.database;
+    let client = lab
+        .cluster()
+        .sql_client(addr, t.ports.pgpool, DbUser::Kompira, db);
+    let c = match client.await {
         Ok(c) => c,
         Err(e) => return Ok(MinorityWrite::NotAcknowledged(e.to_string())),
     };
@@ -74,7 +74,6 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
     let majority: Vec<String> = names.iter().filter(|n| **n != old).cloned().collect();
     let t = lab.topology.clone();
-    let vip = t.network.vip;
 
     let target = writer_target(lab)?;
     let writer = Writer::start(target.clone()).await?;
@@ -88,14 +87,9 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     // majority host's address: the VIP may be ambiguous), the VIP on exactly
     // one majority host, the minority without the VIP.
     let m0 = t.host(&majority[0]).unwrap().address;
-    let majority_hosts: Vec<_> = majority
-        .iter()
-        .map(|n| lab.host(n))
-        .collect::<Result<_>>()?;
-    let oh = lab.host(&old)?;
     let (mut majority_primary, mut vip_on_majority, mut minority_released) = (None, None, None);
     let mut new = String::new();
-    let cluster = lab.cluster()?;
+    let cluster = lab.cluster();
     let mut last = String::new();
     while majority_primary.is_none() || vip_on_majority.is_none() || minority_released.is_none() {
         ensure!(
@@ -121,26 +115,24 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
             }
         }
         if vip_on_majority.is_none() {
-            match net::holders(&majority_hosts, vip).await {
+            match cluster.vip_holders_among(&majority).await {
                 Ok(h) if h.len() == 1 => {
                     vip_on_majority = Some(cut_at.elapsed());
-                    lab.events.record(format!(
-                        "observed: VIP on `{}` of the majority",
-                        majority[h[0]]
-                    ));
+                    lab.events
+                        .record(format!("observed: VIP on `{}` of the majority", h[0]));
                 }
                 Ok(h) => last = format!("majority holders {h:?}"),
                 Err(e) => last = e.to_string(),
             }
         }
         if minority_released.is_none() {
-            match net::links(oh.as_ref()).await {
-                Ok(l) if !net::holds(&l, vip) => {
+            match cluster.holds_vip(&old).await {
+                Ok(false) => {
                     minority_released = Some(cut_at.elapsed());
                     lab.events
                         .record(format!("observed: `{old}` released the VIP"));
                 }
-                Ok(_) => {}
+                Ok(true) => {}
                 Err(e) => last = e.to_string(),
             }
         }
@@ -175,7 +167,7 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     // `detach_false_primary` detaches it (no standby follows it). Either
     // way, Pgpool-II must end up routing to the majority's primary alone,
     // and the old primary must not stay a second one in its view.
-    let cluster = lab.cluster()?;
+    let cluster = lab.cluster();
     let (winner, _nodes) = wait_for(
         &format!("one watchdog cluster routing to `{new}` alone after the repair"),
         Duration::from_secs(120),
@@ -211,12 +203,11 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
 
     // The operator checks the swarm is whole again, then re-provisions: the
     // old primary is rebuilt as a standby.
-    let oh = lab.host(&old)?;
     wait_for(
         "the swarm to have three reachable managers after the repair",
         Duration::from_secs(120),
         || async {
-            match swarm::nodes(oh.as_ref()).await {
+            match cluster.swarm_nodes_from(&old).await {
                 Ok(n) if SwarmSummary::of(&n).is_healthy(3) => Poll::Ready(()),
                 Ok(n) => Poll::NotYet(SwarmSummary::of(&n).to_string()),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -252,7 +243,7 @@ async fn cycle(lab: &mut Lab, synchronous: bool) -> Result<Cycle> {
     let converged = repaired_at.elapsed();
 
     let acked = report.acknowledged();
-    let lost = missing(&target, &acked).await?;
+    let lost = missing(lab, &acked).await?;
     println!(
         "partition ({}): cut `{old}` from {majority:?}; `{new}` primary after {:.1}s, VIP on the majority after {:.1}s, \
          released by `{old}` after {:.1}s; write through `{old}`'s Pgpool-II: {minority_write:?}; \

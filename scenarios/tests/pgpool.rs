@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
-use ke2lab::probe::pgpool::{self, PoolSummary};
+use anyhow::{Context, Result, ensure};
+use ke2lab::cluster::DbUser;
+use ke2lab::probe::pgpool::PoolSummary;
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::lab::memory;
-
-const T: Duration = Duration::from_secs(10);
 
 async fn check(lab: &mut Lab) -> Result<()> {
     let start = Instant::now();
@@ -25,8 +24,7 @@ async fn check(lab: &mut Lab) -> Result<()> {
         .map(|s| s.elapsed.as_secs_f64())
         .sum();
     let t = lab.topology.clone();
-    let creds = lab.credentials()?;
-    let cluster = lab.cluster()?;
+    let cluster = lab.cluster();
     let vip = t.network.vip;
 
     // show pool_nodes through the VIP, from this process (outside the hosts).
@@ -73,9 +71,12 @@ async fn check(lab: &mut Lab) -> Result<()> {
     }
 
     // The VIP is on exactly one host, and that host is the watchdog leader.
-    let holders = lab.vip_holders().await?;
+    let holders = cluster.vip_holders().await?;
     ensure!(holders.len() == 1, "VIP held by {holders:?}");
-    let wd = lab.watchdog_info().await?;
+    let wd = cluster
+        .watchdog_info()
+        .await
+        .context("no host answered `pcp_watchdog_info`")?;
     ensure!(wd.quorum, "watchdog without quorum: {wd:?}");
     ensure!(
         holders == [wd.leader_host.clone()],
@@ -89,15 +90,9 @@ async fn check(lab: &mut Lab) -> Result<()> {
 
     // A row written through the VIP is readable on both standbys.
     let db = &t.postgres.database;
-    let c = pgpool::connect(
-        vip,
-        t.ports.pgpool,
-        "kompira",
-        creds.kompira.expose(),
-        db,
-        T,
-    )
-    .await?;
+    let c = cluster
+        .sql_client(vip, t.ports.pgpool, DbUser::Kompira, db)
+        .await?;
     c.batch_execute("CREATE TABLE IF NOT EXISTS ke2lab_probe (id serial PRIMARY KEY, note text)")
         .await?;
     let token = format!("written-through-vip-{}", std::process::id());
@@ -109,15 +104,9 @@ async fn check(lab: &mut Lab) -> Result<()> {
             Duration::from_secs(30),
             || async {
                 let q = async {
-                    let s = pgpool::connect(
-                        standby.address,
-                        t.ports.postgres,
-                        "kompira",
-                        creds.kompira.expose(),
-                        db,
-                        T,
-                    )
-                    .await?;
+                    let s = cluster
+                        .sql_client(standby.address, t.ports.postgres, DbUser::Kompira, db)
+                        .await?;
                     let rows = s
                         .query(
                             "SELECT count(*) FROM ke2lab_probe WHERE note = $1",
@@ -146,7 +135,7 @@ async fn check(lab: &mut Lab) -> Result<()> {
         again.changes() == 0,
         "re-provisioning changed things:\n{again}"
     );
-    let after = cluster.pool_nodes_at(vip).await?;
+    let after = lab.cluster().pool_nodes_at(vip).await?;
     ensure!(
         PoolSummary::of(&after).is_healthy(3),
         "after re-provision: {}",

@@ -7,15 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
-use ke2lab::probe::pgpool;
+use anyhow::{Context, Result, ensure};
+use ke2lab::cluster::DbUser;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::{Faults, Service};
 use ke2lab_harness::measure::{Summary, cycles};
 use ke2lab_scenarios::{
-    T, await_agreement, await_lifecheck, fault_topology, pool_nodes, primary_of, single_vip_holder,
-    wait_healthy, writer_target,
+    await_agreement, await_lifecheck, fault_topology, pool_nodes, primary_of, single_vip_holder,
+    wait_healthy,
 };
 
 struct Cycle {
@@ -27,7 +27,11 @@ struct Cycle {
 
 async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
     let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
-    let wd = lab.watchdog_info().await?;
+    let cluster = lab.cluster();
+    let wd = cluster
+        .watchdog_info()
+        .await
+        .context("no host answered `pcp_watchdog_info`")?;
     let leader = wd.leader_host.clone();
     let holder = single_vip_holder(lab, "the VIP on one host", Duration::from_secs(60)).await?;
     ensure!(
@@ -41,7 +45,6 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
         .await?;
 
     // A new leader, as the survivors see it.
-    let cluster = lab.cluster()?;
     let new_leader = wait_for(
         &format!("a watchdog leader other than `{leader}` (asked on `{witness}`)"),
         Duration::from_secs(120),
@@ -65,7 +68,7 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
         &format!("the VIP on `{new_leader}` alone"),
         Duration::from_secs(60),
         || async {
-            match lab.vip_holders().await {
+            match cluster.vip_holders().await {
                 Ok(h) if h == [new_leader.clone()] => Poll::Ready(()),
                 Ok(h) => Poll::NotYet(format!("holders {h:?}")),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -78,21 +81,18 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
         .record(format!("observed: VIP on `{new_leader}` alone"));
 
     // A client reconnecting through the VIP gets in and writes.
-    let target = writer_target(lab)?;
+    let t = &lab.topology;
     wait_for(
         "a client to connect and write through the VIP",
         Duration::from_secs(60),
         || async {
-            let c = match pgpool::connect(
-                target.addr,
-                target.port,
-                &target.user,
-                &target.password,
-                &target.database,
-                T,
-            )
-            .await
-            {
+            let client = cluster.sql_client(
+                t.network.vip,
+                t.ports.pgpool,
+                DbUser::Kompira,
+                &t.postgres.database,
+            );
+            let c = match client.await {
                 Ok(c) => c,
                 Err(e) => return Poll::NotYet(e.to_string()),
             };
@@ -129,7 +129,7 @@ async fn cycle(lab: &Lab, roles: &[(String, String)]) -> Result<Cycle> {
         // Sampled until the member has joined and 10 s more.
         let mut joined: Option<Instant> = None;
         loop {
-            let held = lab.vip_holders().await?;
+            let held = cluster.vip_holders().await?;
             ensure!(
                 held == [new_leader.clone()],
                 "the VIP flapped while `{leader}` rejoined: holders {held:?}"

@@ -10,11 +10,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use ke2lab::layout::Layout;
+use ke2lab::cluster::pgpool::PgState;
 use ke2lab::probe::ProbeError;
-use ke2lab::probe::net;
-use ke2lab::probe::swarm::{self, ManagerStatus};
-use ke2lab::steps::postgres::psql;
+use ke2lab::probe::swarm::ManagerStatus;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::faults::Faults;
@@ -32,23 +30,10 @@ const HOLD: Duration = Duration::from_secs(60);
 
 /// `SELECT pg_is_in_recovery()` on the host's own PostgreSQL.
 async fn in_recovery(lab: &Lab, host: &str) -> Result<bool> {
-    let spec = lab
-        .topology
-        .host(host)
-        .ok_or_else(|| anyhow!("no `{host}`"))?;
-    let l = Layout::of(spec.platform);
-    let out = psql(
-        l,
-        lab.topology.ports.postgres,
-        "postgres",
-        "SELECT pg_is_in_recovery()",
-    )
-    .check(lab.host(host)?.as_ref())
-    .await?;
-    match out.stdout_lossy().trim() {
-        "t" => Ok(true),
-        "f" => Ok(false),
-        other => Err(anyhow!("pg_is_in_recovery() on `{host}` said `{other}`")),
+    match lab.cluster().postgres_state(host).await? {
+        PgState::Standby => Ok(true),
+        PgState::Primary => Ok(false),
+        PgState::Down(why) => Err(anyhow!("pg_is_in_recovery() on `{host}`: {why}")),
     }
 }
 
@@ -65,7 +50,6 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
     let names: Vec<String> = lab.topology.hosts.iter().map(|h| h.name.clone()).collect();
     let survivor = names.iter().find(|n| **n != primary).unwrap().clone();
     let stopped: Vec<String> = names.iter().filter(|n| **n != survivor).cloned().collect();
-    let sh = lab.host(&survivor)?;
 
     // Commits acknowledged before the fault.
     let target = writer_target(lab)?;
@@ -85,7 +69,7 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
         &format!("the swarm manager on `{survivor}` to report no leader"),
         Duration::from_secs(60),
         || async {
-            match swarm::nodes(sh.as_ref()).await {
+            match lab.cluster().swarm_nodes_from(&survivor).await {
                 Err(ProbeError::NoSwarmQuorum { .. }) => Poll::Ready(()),
                 other => Poll::NotYet(format!("{other:?}")),
             }
@@ -99,12 +83,12 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
 
     // For longer than a failover would take: no quorum, no VIP, no promotion.
     let hold_from = Instant::now();
-    let cluster = lab.cluster()?;
+    let cluster = lab.cluster();
     let mut samples = 0;
     while hold_from.elapsed() < HOLD {
         let wd = cluster.watchdog_info_from(&survivor).await?;
         ensure!(!wd.quorum, "`{survivor}`'s watchdog claims quorum: {wd:?}");
-        let held = net::holds(&net::links(sh.as_ref()).await?, lab.topology.network.vip);
+        let held = cluster.holds_vip(&survivor).await?;
         ensure!(!held, "`{survivor}` holds the VIP without quorum");
         ensure!(
             in_recovery(lab, &survivor).await?,
@@ -127,7 +111,7 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
         "the swarm to have a leader and three reachable managers",
         Duration::from_secs(120),
         || async {
-            match swarm::nodes(sh.as_ref()).await {
+            match lab.cluster().swarm_nodes_from(&survivor).await {
                 Ok(n)
                     if n.iter()
                         .filter(|x| {
@@ -161,7 +145,7 @@ async fn cycle(lab: &mut Lab) -> Result<Cycle> {
     )
     .await?;
     let converged = back_at.elapsed();
-    let lost = missing(&target, &before).await?;
+    let lost = missing(lab, &before).await?;
     println!(
         "quorum loss: stopped {stopped:?}; `{survivor}`'s manager without leader after {:.1}s; \
          {samples} samples over {}s: no quorum, no VIP, no promotion; after the return: converged in {:.1}s \

@@ -15,7 +15,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ke2lab::probe::stack::{endpoint_spec, has_ipvs, rabbitmq_cluster};
 use ke2lab::steps::checkout::{DEFAULT_DEST, Tree};
 use ke2lab::steps::deploy::STACK_NAME;
 use ke2lab::wait::{Poll, wait_for_every};
@@ -62,9 +61,10 @@ struct Check {
 /// succeeded; returns the pages by host.
 async fn https_ok(lab: &Lab, timeout: Duration) -> Result<BTreeMap<String, StatusPage>> {
     let what = "HTTPS 200 with a successful database round trip from every host's 443";
-    let ca = &lab.stack_ca().await?;
+    let cluster = lab.cluster();
+    let ca = &cluster.stack_ca().await?;
     let pages = wait_for_every(what, timeout, Duration::from_secs(1), || async {
-        let answers = lab.https_each(ca, "/", Duration::from_secs(10)).await;
+        let answers = cluster.https_each(ca, "/", Duration::from_secs(10)).await;
         let mut pages = BTreeMap::new();
         let mut seen = Vec::new();
         for (host, r) in answers {
@@ -235,7 +235,7 @@ async fn stack_steps(lab: &mut Lab) -> Result<()> {
 
     // Port 80 redirects to HTTPS on the same host and path.
     for (host, r) in lab
-        .cluster()?
+        .cluster()
         .http_each("/some/path", Duration::from_secs(10))
         .await
     {
@@ -252,12 +252,13 @@ async fn stack_steps(lab: &mut Lab) -> Result<()> {
     // on DNS round robin and published ports on the nodes; with IPVS as
     // the file says.
     let manager = lab.host(&t.hosts[0].name)?;
+    let cluster = lab.cluster();
     let mut ipvs = true;
-    for h in lab.hosts() {
-        ipvs &= has_ipvs(h.as_ref()).await?;
+    for h in &t.hosts {
+        ipvs &= cluster.has_ipvs_on(&h.name).await?;
     }
     for name in &want {
-        let spec = endpoint_spec(manager.as_ref(), name).await?;
+        let spec = cluster.endpoint_spec_from(&t.hosts[0].name, name).await?;
         ensure!(
             (spec.mode() == "dnsrr") != ipvs,
             "`{name}`: endpoint mode `{}` with IPVS {ipvs}",
@@ -282,26 +283,23 @@ async fn stack_steps(lab: &mut Lab) -> Result<()> {
         .map(|h| format!("rabbit@mq-{}", h.name))
         .collect();
     let what = "every RabbitMQ node running in one cluster";
-    let h1 = lab.host(&t.hosts[1].name)?;
+    let h1 = &t.hosts[1].name;
     let want_nodes = &want_nodes;
     let nodes = wait_for_every(
         what,
         Duration::from_secs(120),
         Duration::from_secs(2),
-        || {
-            let h1 = h1.clone();
-            async move {
-                match rabbitmq_cluster(h1.as_ref(), STACK_NAME).await {
-                    Ok(c) => {
-                        let got: BTreeSet<String> = c.running_nodes.into_iter().collect();
-                        if got == *want_nodes {
-                            Poll::Ready(got)
-                        } else {
-                            Poll::NotYet(format!("running nodes {got:?}"))
-                        }
+        || async move {
+            match cluster.rabbitmq_cluster_from(h1).await {
+                Ok(c) => {
+                    let got: BTreeSet<String> = c.running_nodes.into_iter().collect();
+                    if got == *want_nodes {
+                        Poll::Ready(got)
+                    } else {
+                        Poll::NotYet(format!("running nodes {got:?}"))
                     }
-                    Err(e) => Poll::NotYet(e.to_string()),
                 }
+                Err(e) => Poll::NotYet(e.to_string()),
             }
         },
     )

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use ke2lab::probe::swarm::{self, ManagerStatus, NodeStatus, SwarmSummary};
+use ke2lab::probe::swarm::{ManagerStatus, NodeStatus, SwarmSummary};
 use ke2lab::topology::Topology;
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -25,12 +25,13 @@ async fn swarm_forms(lab: &mut Lab, fixture_port: u16, whole: bool) -> Result<()
         "a fresh lab must need changes:\n{first}"
     );
 
-    let h1 = lab.host(&lab.topology.hosts[0].name)?;
+    let cluster = lab.cluster();
+    let h1 = &lab.topology.hosts[0].name;
     let nodes = wait_for(
         "3 managers Ready, one Leader",
         Duration::from_secs(60),
         || async {
-            match swarm::nodes(h1.as_ref()).await {
+            match cluster.swarm_nodes_from(h1).await {
                 Ok(n) if SwarmSummary::of(&n).is_healthy(3) => Poll::Ready(n),
                 Ok(n) => Poll::NotYet(SwarmSummary::of(&n).to_string()),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -59,19 +60,19 @@ async fn swarm_forms(lab: &mut Lab, fixture_port: u16, whole: bool) -> Result<()
         );
     }
     // Every host reports the same cluster and the topology's data-path port.
-    for h in lab.hosts() {
-        let info = swarm::info(h.as_ref()).await?;
-        let cluster = info.cluster.as_ref();
+    for h in &lab.topology.hosts {
+        let info = cluster.swarm_info_from(&h.name).await?;
+        let swarm = info.cluster.as_ref();
         ensure!(
             info.is_active() && info.control_available,
             "`{}` is not a manager",
-            h.name()
+            h.name
         );
         ensure!(
-            cluster.map(|c| c.data_path_port) == Some(fixture_port),
+            swarm.map(|c| c.data_path_port) == Some(fixture_port),
             "`{}` data-path port {:?}, want {fixture_port}",
-            h.name(),
-            cluster.map(|c| c.data_path_port)
+            h.name,
+            swarm.map(|c| c.data_path_port)
         );
     }
 

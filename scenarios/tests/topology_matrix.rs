@@ -18,15 +18,16 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use ke2lab::cluster::DbUser;
 use ke2lab::host::{Cmd, Host};
-use ke2lab::probe::gluster::{self, GLUSTER_FSTYPE, VolumeState, VolumeType, mount_at};
-use ke2lab::probe::pgpool::{self, PoolNode, PoolSummary};
-use ke2lab::probe::swarm::{self, SwarmSummary};
+use ke2lab::probe::gluster::{GLUSTER_FSTYPE, VolumeState, VolumeType, mount_at};
+use ke2lab::probe::pgpool::{PoolNode, PoolSummary};
+use ke2lab::probe::swarm::SwarmSummary;
 use ke2lab::topology::{CredentialSpec, Secret, Topology, VMXNET3_DATA_PATH_PORT};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
 use ke2lab_harness::lab;
-use ke2lab_scenarios::{T, await_agreement, await_lifecheck, with_lab};
+use ke2lab_scenarios::{await_agreement, await_lifecheck, with_lab};
 use serde::Deserialize;
 
 /// Boots a lab for `topology`, runs `case` on it, finishes it (evidence on
@@ -112,12 +113,13 @@ async fn reprovision_changes_nothing(lab: &mut Lab) -> Result<()> {
 async fn swarm_healthy(lab: &Lab) -> Result<()> {
     let t = &lab.topology;
     let n = t.hosts.len();
-    let h0 = lab.host(&t.hosts[0].name)?;
+    let cluster = lab.cluster();
+    let h0 = &t.hosts[0].name;
     let nodes = wait_for(
         &format!("{n} swarm managers ready and active, one leader"),
         Duration::from_secs(60),
         || async {
-            match swarm::nodes(h0.as_ref()).await {
+            match cluster.swarm_nodes_from(h0).await {
                 Ok(ns) if SwarmSummary::of(&ns).is_healthy(n) => Poll::Ready(ns),
                 Ok(ns) => Poll::NotYet(SwarmSummary::of(&ns).to_string()),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -132,17 +134,17 @@ async fn swarm_healthy(lab: &Lab) -> Result<()> {
         "swarm nodes {names:?}, want the hosts {want:?}"
     );
     let port = t.data_path_port();
-    for h in lab.hosts() {
-        let info = swarm::info(h.as_ref()).await?;
+    for h in &t.hosts {
+        let info = cluster.swarm_info_from(&h.name).await?;
         ensure!(
             info.is_active() && info.control_available,
             "`{}` is not an active manager: {info:?}",
-            h.name()
+            h.name
         );
         ensure!(
             info.nodes as usize == n && info.managers as usize == n,
             "`{}` counts {} nodes and {} managers, want {n}",
-            h.name(),
+            h.name,
             info.nodes,
             info.managers
         );
@@ -150,7 +152,7 @@ async fn swarm_healthy(lab: &Lab) -> Result<()> {
         ensure!(
             have == Some(port),
             "`{}`: data-path port {have:?}, want `{port}`",
-            h.name()
+            h.name
         );
     }
     println!("swarm: {n} managers, data-path port {port}");
@@ -164,8 +166,10 @@ async fn gluster_healthy(lab: &Lab) -> Result<()> {
     let t = &lab.topology;
     let spec = &t.shared_dir;
     let n = t.hosts.len();
-    let h0 = lab.host(&t.hosts[0].name)?;
-    let v = gluster::volume_info(h0.as_ref(), &spec.volume)
+    let cluster = lab.cluster();
+    let h0 = &t.hosts[0].name;
+    let v = cluster
+        .volume_from(h0)
         .await?
         .with_context(|| format!("volume `{}` does not exist", spec.volume))?;
     ensure!(
@@ -193,7 +197,7 @@ async fn gluster_healthy(lab: &Lab) -> Result<()> {
         &format!("every brick of `{}` online", spec.volume),
         Duration::from_secs(60),
         || async {
-            match gluster::volume_status(h0.as_ref(), &spec.volume).await {
+            match cluster.volume_status_from(h0).await {
                 Ok(s) if s.online_bricks() == n => Poll::Ready(s),
                 Ok(s) => Poll::NotYet(s.to_string()),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -206,15 +210,15 @@ async fn gluster_healthy(lab: &Lab) -> Result<()> {
         "bricks online at other paths: {status:?}"
     );
     let source = format!("localhost:/{}", spec.volume);
-    for h in lab.hosts() {
-        let mounts = gluster::mounts(h.as_ref()).await?;
+    for h in &t.hosts {
+        let mounts = cluster.mounts_on(&h.name).await?;
         let m = mount_at(&mounts, &spec.path)
-            .with_context(|| format!("nothing mounted at `{}` on `{}`", spec.path, h.name()))?;
+            .with_context(|| format!("nothing mounted at `{}` on `{}`", spec.path, h.name))?;
         ensure!(
             m.fstype == GLUSTER_FSTYPE && m.source == source,
             "`{}` on `{}` is `{}` ({}), want `{source}` ({GLUSTER_FSTYPE})",
             spec.path,
-            h.name(),
+            h.name,
             m.source,
             m.fstype
         );
@@ -227,18 +231,11 @@ async fn gluster_healthy(lab: &Lab) -> Result<()> {
 }
 
 /// `show pool_nodes` through the VIP on the topology's Pgpool-II port, as
-/// user `pgpool` with the run's password.
+/// user `pgpool` with the run's password ([`Cluster::pool_nodes_at`]).
+///
+/// [`Cluster::pool_nodes_at`]: ke2lab::cluster::Cluster::pool_nodes_at
 async fn pool_nodes_via_vip(lab: &Lab) -> Result<Vec<PoolNode>> {
-    let t = &lab.topology;
-    let c = lab.credentials()?;
-    Ok(pgpool::show_pool_nodes(
-        t.network.vip,
-        t.ports.pgpool,
-        "pgpool",
-        c.pgpool.expose(),
-        T,
-    )
-    .await?)
+    ke2lab_scenarios::pool_nodes(lab).await
 }
 
 /// The Pgpool-II cluster healthy: through the VIP one primary and n-1
@@ -296,7 +293,7 @@ async fn pgpool_healthy(lab: &Lab) -> Result<(String, String)> {
         &format!("the VIP `{vip}` on the watchdog leader `{leader}` alone"),
         Duration::from_secs(60),
         || async {
-            match lab.vip_holders().await {
+            match lab.cluster().vip_holders().await {
                 Ok(h) if h == [leader.clone()] => Poll::Ready(h),
                 Ok(h) => Poll::NotYet(format!("held by {h:?}")),
                 Err(e) => Poll::NotYet(e.to_string()),
@@ -371,16 +368,18 @@ fn special_credentials() -> CredentialSpec {
 // SQL and file probes
 // ---------------------------------------------------------------------------
 
-/// One SQL value of a single-row query, as `user` on `addr:port`.
+/// One SQL value of a single-row query, as `user` (with the run's
+/// password) on `addr:port`.
 async fn sql_value(
+    lab: &Lab,
     addr: Ipv4Addr,
     port: u16,
-    user: &str,
-    password: &str,
+    user: DbUser,
     database: &str,
     sql: &str,
 ) -> Result<String> {
-    let c = pgpool::connect(addr, port, user, password, database, T).await?;
+    let c = lab.cluster().sql_client(addr, port, user, database).await?;
+    let user = user.name();
     let row = c
         .query_one(sql, &[])
         .await
@@ -475,12 +474,11 @@ async fn ports_all_moved_with_special_passwords() -> Result<()> {
         install(lab, "ports").await?;
         cluster_healthy(lab).await?;
         let t = lab.topology.clone();
-        let c = lab.credentials()?;
         let vip = t.network.vip;
         let db = &t.postgres.database;
 
         // Kompira's login through the VIP, a write committed there.
-        let k = pgpool::connect(vip, t.ports.pgpool, "kompira", c.kompira.expose(), db, T).await?;
+        let k = lab.cluster().sql_client(vip, t.ports.pgpool, DbUser::Kompira, db).await?;
         k.batch_execute("CREATE TABLE IF NOT EXISTS ke2lab_matrix (id serial PRIMARY KEY)")
             .await?;
         let id: i32 = k
@@ -492,20 +490,20 @@ async fn ports_all_moved_with_special_passwords() -> Result<()> {
         // postgres on every host's own PostgreSQL port.
         for h in &t.hosts {
             let who = sql_value(
+ lab,
                 h.address,
                 t.ports.postgres,
-                "postgres",
-                c.postgres.expose(),
+                DbUser::Postgres,
                 "postgres",
                 "SELECT current_user::text",
             )
             .await?;
             ensure!(who == "postgres", "`{}` logged in as `{who}`", h.name);
             let port = sql_value(
+ lab,
                 h.address,
                 t.ports.postgres,
-                "postgres",
-                c.postgres.expose(),
+                DbUser::Postgres,
                 "postgres",
                 "SHOW port",
             )
@@ -522,7 +520,11 @@ async fn ports_all_moved_with_special_passwords() -> Result<()> {
         );
 
         // The watchdog's members found each other on the watchdog port.
-        let wd = lab.watchdog_info().await?;
+        let wd = lab
+            .cluster()
+            .watchdog_info()
+            .await
+            .context("no host answered `pcp_watchdog_info`")?;
         ensure!(
             wd.quorum && wd.total_nodes == t.hosts.len(),
             "watchdog on port {}: {wd:?}",
@@ -558,8 +560,8 @@ async fn five_fqdn_hosts_with_vmxnet3_get_data_path_port_7789() -> Result<()> {
     matrix(&topology, async |lab| {
         install(lab, "five-fqdn").await?;
         cluster_healthy(lab).await?;
-        let h0 = lab.host(&lab.topology.hosts[0].name)?;
-        let info = swarm::info(h0.as_ref()).await?;
+        let h0 = &lab.topology.hosts[0].name;
+        let info = lab.cluster().swarm_info_from(h0).await?;
         let port = info.cluster.as_ref().map(|c| c.data_path_port);
         ensure!(
             port == Some(VMXNET3_DATA_PATH_PORT),
@@ -581,14 +583,13 @@ async fn four_hosts_synchronous_replication() -> Result<()> {
         install(lab, "four-sync").await?;
         let (_, primary) = cluster_healthy(lab).await?;
         let t = lab.topology.clone();
-        let c = lab.credentials()?;
         let want = ke2lab::render::pg::synchronous_standby_names(&t);
         let p = t.host(&primary).context("the primary is no host")?;
         let have = sql_value(
+ lab,
             p.address,
             t.ports.postgres,
-            "postgres",
-            c.postgres.expose(),
+            DbUser::Postgres,
             "postgres",
             "SHOW synchronous_standby_names",
         )
@@ -613,7 +614,7 @@ async fn four_hosts_synchronous_replication() -> Result<()> {
             "every standby streaming with its synchronous state",
             Duration::from_secs(60),
             || async {
-                let v = lab.pgpool_view().await;
+                let v = lab.cluster().pgpool_view().await;
                 let mut seen: Vec<(String, String, String)> = v
                     .replicas
                     .iter()
@@ -643,20 +644,18 @@ async fn four_hosts_synchronous_replication() -> Result<()> {
         // A write through the VIP commits (with synchronous_commit on, only
         // once a standby has it) and every standby replays it.
         let db = &t.postgres.database;
-        let k = pgpool::connect(
+        let k = lab.cluster().sql_client(
             t.network.vip,
             t.ports.pgpool,
-            "kompira",
-            c.kompira.expose(),
+            DbUser::Kompira,
             db,
-            T,
         )
         .await?;
         let commit = sql_value(
+ lab,
             t.network.vip,
             t.ports.pgpool,
-            "kompira",
-            c.kompira.expose(),
+            DbUser::Kompira,
             db,
             "SHOW synchronous_commit",
         )
@@ -679,13 +678,11 @@ async fn four_hosts_synchronous_replication() -> Result<()> {
                 Duration::from_secs(30),
                 || async {
                     let q = async {
-                        let sc = pgpool::connect(
+                        let sc = lab.cluster().sql_client(
                             h.address,
                             t.ports.postgres,
-                            "kompira",
-                            c.kompira.expose(),
+                            DbUser::Kompira,
                             db,
-                            T,
                         )
                         .await?;
                         let n: i64 = sc
@@ -721,21 +718,15 @@ async fn custom_paths_volume_and_database() -> Result<()> {
         install(lab, "custom-paths").await?;
         let (_, primary) = cluster_healthy(lab).await?;
         let t = lab.topology.clone();
-        let c = lab.credentials()?;
         let db = &t.postgres.database;
 
         // The database exists, owned by kompira, and Kompira reaches it
         // through the VIP.
         let p = t.host(&primary).context("the primary is no host")?;
-        let pc = pgpool::connect(
-            p.address,
-            t.ports.postgres,
-            "postgres",
-            c.postgres.expose(),
-            "postgres",
-            T,
-        )
-        .await?;
+        let pc = lab
+            .cluster()
+            .sql_client(p.address, t.ports.postgres, DbUser::Postgres, "postgres")
+            .await?;
         let rows = pc
             .query(
                 "SELECT datname::text, pg_get_userbyid(datdba)::text FROM pg_database \
@@ -749,10 +740,10 @@ async fn custom_paths_volume_and_database() -> Result<()> {
             "pg_database rows for `{db}`: {found:?}"
         );
         let current = sql_value(
+            lab,
             t.network.vip,
             t.ports.pgpool,
-            "kompira",
-            c.kompira.expose(),
+            DbUser::Kompira,
             db,
             "SELECT current_database()::text",
         )
@@ -809,7 +800,7 @@ async fn custom_paths_volume_and_database() -> Result<()> {
                 let m = dir_meta(h.as_ref(), &dir).await?;
                 ensure!(m.kind == "directory", "`{dir}` on `{}` is {m:?}", h.name());
             }
-            let mounts = gluster::mounts(h.as_ref()).await?;
+            let mounts = lab.cluster().mounts_on(h.name()).await?;
             if let Some(m) = mount_at(&mounts, &defaults.shared_dir.path) {
                 bail!(
                     "the default mount point `{}` is in use on `{}`: {m:?}",
@@ -828,9 +819,9 @@ async fn custom_paths_volume_and_database() -> Result<()> {
                 );
             }
         }
-        let h0 = lab.host(&t.hosts[0].name)?;
         ensure!(
-            gluster::volume_info(h0.as_ref(), &defaults.shared_dir.volume)
+            lab.cluster()
+                .volume_named_from(&t.hosts[0].name, &defaults.shared_dir.volume)
                 .await?
                 .is_none(),
             "the default volume `{}` exists",
@@ -868,7 +859,6 @@ const LOGGING_SERVICES: [&str; 3] = ["kompira", "kengine", "jobmngrd"];
 /// metacharacters, so the stack's `DATABASE_URL` must encode them.
 #[tokio::test]
 async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
-    use ke2lab::probe::stack::{container_mounts, endpoint_spec, service_containers, tasks};
     use ke2lab::steps::deploy::STACK_NAME;
     use ke2lab_harness::lab::StackImages;
 
@@ -902,9 +892,11 @@ async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
         }
 
         // Where the swarm placed nginx, and that it publishes on the nodes.
-        let manager = lab.host(&t.hosts[0].name)?;
+        let manager = &t.hosts[0].name;
         let nginx = format!("{STACK_NAME}_nginx");
-        let placed: BTreeSet<String> = tasks(manager.as_ref(), &nginx)
+        let placed: BTreeSet<String> = lab
+            .cluster()
+            .service_tasks_from(manager, &nginx)
             .await?
             .into_iter()
             .filter(|x| x.is_running())
@@ -914,7 +906,7 @@ async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
             placed.len() == replicas,
             "`{nginx}` runs on {placed:?}, want {replicas} nodes"
         );
-        let spec = endpoint_spec(manager.as_ref(), &nginx).await?;
+        let spec = lab.cluster().endpoint_spec_from(manager, &nginx).await?;
         for p in spec.ports() {
             ensure!(
                 p.publish_mode() == "host",
@@ -926,7 +918,7 @@ async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
 
         // HTTPS 200 on exactly those nodes (the uwsgi stand-in answers 200
         // only after a database round trip); the others have no listener.
-        let ca = &lab.stack_ca().await?;
+        let ca = &lab.cluster().stack_ca().await?;
         let placed_ref = &placed;
         let shared: &Lab = lab;
         let answered = wait_for(
@@ -934,7 +926,10 @@ async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
             Duration::from_secs(180),
             || {
                 async move {
-                    let answers = shared.https_each(ca, "/", Duration::from_secs(10)).await;
+                    let answers = shared
+                        .cluster()
+                        .https_each(ca, "/", Duration::from_secs(10))
+                        .await;
                     let ok: BTreeSet<String> = answers
                         .iter()
                         .filter(|(_, r)| matches!(r, Ok(resp) if resp.status == 200))
@@ -979,8 +974,8 @@ async fn stack_host_mode_fewer_replicas_local_log_dir() -> Result<()> {
             let full = format!("{STACK_NAME}_{service}");
             let mut seen = 0;
             for h in lab.hosts() {
-                for c in service_containers(h.as_ref(), &full).await? {
-                    let mounts = container_mounts(h.as_ref(), &c.id).await?;
+                for c in lab.cluster().service_containers_on(h.name(), &full).await? {
+                    let mounts = lab.cluster().container_mounts_on(h.name(), &c.id).await?;
                     let m = mounts
                         .iter()
                         .find(|m| m.destination == "/var/log/kompira")

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use ke2lab::probe::swarm;
 use ke2lab::topology::{DataPathPort, Topology};
 use ke2lab::wait::{Poll, wait_for};
 use ke2lab_harness::Lab;
@@ -33,7 +32,7 @@ async fn probe_across_nodes(lab: &mut Lab) -> Result<(bool, Option<String>, u16)
         lab.topology.hosts[1].name.clone(),
     );
     let (h1, h2) = (lab.host(&n1)?, lab.host(&n2)?);
-    let info = swarm::info(h1.as_ref()).await?;
+    let info = lab.cluster().swarm_info_from(&n1).await?;
     let have = info.cluster.map(|c| c.data_path_port).unwrap_or(0);
     ensure!(have == port, "swarm data-path port {have}, topology {port}");
     for h in [&h1, &h2] {

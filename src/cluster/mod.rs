@@ -8,10 +8,12 @@
 //! its own deadline into one serde [`Snapshot`], and [`verdict`] lists, as a
 //! pure function of it, every unhealthy fact with the host it concerns.
 
+pub mod ask;
 pub mod pgpool;
 pub mod resolved;
 pub mod snapshot;
 
+pub use ask::DbUser;
 pub use snapshot::{Cluster, Finding, ProbeFailure, Snapshot, StackCa, verdict};
 
 /// `Result<T, String>` as JSON: `{"ok": T}` or `{"error": "why"}`, so a

@@ -320,18 +320,24 @@ async fn member(t: &Topology, h: &dyn Host, i: usize) -> (Member, PgState) {
     let l = Layout::of(t.hosts[i].platform);
     let wd = pcp(t, l, "pcp_watchdog_info", "localhost").arg("-v");
     let nodes = pcp(t, l, "pcp_node_info", "localhost").arg("-v");
-    let rec = psql(t, l, "SELECT pg_is_in_recovery()");
-    let (wd, nodes, rec) = tokio::join!(answer(h, &wd), answer(h, &nodes), answer(h, &rec));
+    let (wd, nodes, pg) = tokio::join!(answer(h, &wd), answer(h, &nodes), pg_state(t, h, i));
     let watchdog =
         wd.and_then(|s| crate::probe::pgpool::parse_watchdog_info(&s).map_err(|e| e.to_string()));
     let backends = nodes.and_then(|s| parse_all_node_info(&s).map_err(|e| e.to_string()));
-    let pg = match rec.as_deref().map(str::trim) {
+    (Member { watchdog, backends }, pg)
+}
+
+/// PostgreSQL's own answer on topology host `i` (`pg_is_in_recovery()`
+/// over its socket, under the probe deadline).
+pub(crate) async fn pg_state(t: &Topology, h: &dyn Host, i: usize) -> PgState {
+    let l = Layout::of(t.hosts[i].platform);
+    let rec = answer(h, &psql(t, l, "SELECT pg_is_in_recovery()")).await;
+    match rec.as_deref().map(str::trim) {
         Ok("f") => PgState::Primary,
         Ok("t") => PgState::Standby,
         Ok(other) => PgState::Down(format!("answered `{other}`")),
         Err(e) => PgState::Down(e.clone()),
-    };
-    (Member { watchdog, backends }, pg)
+    }
 }
 
 /// Reads the whole view: every host at once, then the VIP's watchdog and

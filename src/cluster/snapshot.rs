@@ -51,12 +51,15 @@ const PROBE_GUARD: Duration =
     Duration::from_secs(PROBE_DEADLINE.as_secs() + TRANSPORT_GRACE.as_secs() + 2);
 
 /// One cluster: the topology, a host per topology host (same order) and
-/// the credentials, resolved once by the caller.
+/// the credentials, resolved once by the caller. Credentials that could
+/// not be resolved are kept as the reason: the questions that need a
+/// password fail with it, the others (HTTPS, the swarm, Gluster) are still
+/// answered, so an unreadable secrets file never blinds `status`.
 #[derive(Clone)]
 pub struct Cluster {
     topology: Topology,
     hosts: Vec<Arc<dyn Host>>,
-    credentials: Credentials,
+    credentials: Result<Credentials, String>,
 }
 
 /// The stack's local CA certificate and the name its server certificate
@@ -312,7 +315,22 @@ impl Cluster {
         Cluster {
             topology,
             hosts,
-            credentials,
+            credentials: Ok(credentials),
+        }
+    }
+
+    /// A cluster whose credentials could not be resolved (`why`, e.g. an
+    /// unreadable secrets file): every question that needs a password
+    /// fails with `why`, every other is answered as usual.
+    pub fn without_credentials(
+        topology: Topology,
+        hosts: Vec<Arc<dyn Host>>,
+        why: impl Into<String>,
+    ) -> Self {
+        Cluster {
+            topology,
+            hosts,
+            credentials: Err(why.into()),
         }
     }
 
@@ -324,8 +342,14 @@ impl Cluster {
         &self.hosts
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials, or why they could not be resolved.
+    pub fn credentials(&self) -> Result<&Credentials, ProbeError> {
+        self.credentials
+            .as_ref()
+            .map_err(|why| ProbeError::Unreachable {
+                what: "the cluster's credentials".into(),
+                detail: why.clone(),
+            })
     }
 
     fn index_of(&self, name: &str) -> Result<usize, ProbeError> {
@@ -399,11 +423,12 @@ impl Cluster {
     /// a caller's poll otherwise).
     pub async fn pool_nodes_at(&self, addr: Ipv4Addr) -> Result<Vec<PoolNode>, ProbeError> {
         let port = self.topology.ports.pgpool;
+        let password = self.credentials()?.pgpool.expose();
         let ask = crate::probe::pgpool::show_pool_nodes(
             addr,
             port,
             "pgpool",
-            self.credentials.pgpool.expose(),
+            password,
             Duration::from_secs(5),
         );
         tokio::time::timeout(POOL_NODES_DEADLINE, ask)
