@@ -17,10 +17,18 @@ pub struct Layout {
     pub pg_conf: &'static str,
     pub pg_hba: &'static str,
     pub pg_bin: &'static str,
+    /// PostgreSQL's server log: on Debian the file `pg_ctlcluster` (and
+    /// the HA scripts' `pg_ctl -l`) writes; on rhel9 the logging
+    /// collector's directory in PGDATA (`log_directory = 'log'`).
     pub pg_log: &'static str,
+    /// Whether [`Layout::pg_log`] is a directory of log files.
+    pub pg_log_is_dir: bool,
     pub postgres_home: &'static str,
     pub pgpool_dir: &'static str,
     pub pgpool_log_dir: &'static str,
+    /// GlusterFS's logs: `glusterd.log`, one client log per mount (named
+    /// after the mount point) and the bricks' logs in `bricks/`.
+    pub gluster_log_dir: &'static str,
     /// Where Pgpool-II and PostgreSQL put their Unix sockets.
     pub socket_dir: &'static str,
     pub ip_cmd: &'static str,
@@ -39,6 +47,28 @@ impl Layout {
 
     pub fn pgpool_conf(&self) -> String {
         format!("{}/pgpool.conf", self.pgpool_dir)
+    }
+
+    pub fn pool_hba(&self) -> String {
+        self.in_pgpool_dir("pool_hba.conf")
+    }
+
+    pub fn glusterd_log(&self) -> String {
+        format!("{}/glusterd.log", self.gluster_log_dir)
+    }
+
+    /// The FUSE client's log of the volume mounted at `mount`: named after
+    /// the mount point, `/mnt/gluster` → `mnt-gluster.log`.
+    pub fn gluster_mount_log(&self, mount: &str) -> String {
+        format!(
+            "{}/{}.log",
+            self.gluster_log_dir,
+            mount.trim_matches('/').replace('/', "-")
+        )
+    }
+
+    pub fn gluster_brick_logs(&self) -> String {
+        format!("{}/bricks", self.gluster_log_dir)
     }
 
     pub fn in_pgpool_dir(&self, file: &str) -> String {
@@ -201,9 +231,11 @@ static DEBIAN: Layout = Layout {
     pg_hba: "/etc/postgresql/17/main/pg_hba.conf",
     pg_bin: "/usr/lib/postgresql/17/bin",
     pg_log: "/var/log/postgresql/postgresql-17-main.log",
+    pg_log_is_dir: false,
     postgres_home: "/var/lib/postgresql",
     pgpool_dir: "/etc/pgpool2",
     pgpool_log_dir: "/var/log/pgpool_log",
+    gluster_log_dir: "/var/log/glusterfs",
     socket_dir: "/var/run/postgresql",
     ip_cmd: "/sbin/ip",
     arping_cmd: "/usr/bin/arping",
@@ -219,9 +251,11 @@ static RHEL9: Layout = Layout {
     pg_hba: "/var/lib/pgsql/16/data/pg_hba.conf",
     pg_bin: "/usr/pgsql-16/bin",
     pg_log: "/var/lib/pgsql/16/data/log",
+    pg_log_is_dir: true,
     postgres_home: "/var/lib/pgsql",
     pgpool_dir: "/etc/pgpool-II",
     pgpool_log_dir: "/var/log/pgpool_log",
+    gluster_log_dir: "/var/log/glusterfs",
     socket_dir: "/var/run/postgresql",
     ip_cmd: "/sbin/ip",
     arping_cmd: "/usr/sbin/arping",

@@ -44,6 +44,9 @@ pub async fn connect() -> Result<Docker> {
         .context("cannot negotiate an API version with the docker engine")
 }
 
+/// The run's event log in its state directory ([`EventLog::persist_to`]).
+pub const EVENTS_FILE: &str = "events.log";
+
 /// A phase of boot or install and how long it took.
 #[derive(Clone, Debug)]
 pub struct Phase {
@@ -167,6 +170,14 @@ impl Lab {
         self.subnet = subnet.clone();
         self.topology = remapped;
         std::fs::create_dir_all(&self.state_dir)?;
+        // The event log outlives this process: `logs export` and later
+        // commands read and continue it.
+        self.events
+            .persist_to(
+                &self.state_dir.join(EVENTS_FILE),
+                &self.state_dir.join("secrets.toml"),
+            )
+            .with_context(|| format!("cannot write the event log of run `{}`", self.run))?;
         // 0600: a topology may carry explicit credentials in clear.
         write_private(
             &self.state_dir.join("topology.toml"),
@@ -330,6 +341,11 @@ impl Lab {
         let name = containers
             .iter()
             .find_map(|c| c.labels.as_ref()?.get(crate::owner::NAME_LABEL).cloned());
+        // The log the booting process began, continued.
+        let events = EventLog::resume(
+            &state_dir.join(EVENTS_FILE),
+            &state_dir.join("secrets.toml"),
+        );
         Ok(Lab {
             docker,
             run: run.to_string(),
@@ -341,7 +357,7 @@ impl Lab {
             image: None,
             phases: Vec::new(),
             isolation: None,
-            events: EventLog::default(),
+            events,
             active_faults: Mutex::new(Vec::new()),
             stack_deployed: false,
             cluster: OnceLock::new(),

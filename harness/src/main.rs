@@ -81,6 +81,11 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// A lab's logs and evidence: `logs export [--run ID] DIR`.
+    Logs {
+        #[command(subcommand)]
+        action: LogsAction,
+    },
     /// Run a command on a lab host: `ke2lab exec ke2-server1 -- docker node ls`.
     Exec {
         #[arg(long)]
@@ -222,6 +227,9 @@ impl Command {
             | Command::Down { run, .. }
             | Command::Provision { run, .. }
             | Command::Stack { run, .. } => run.as_deref(),
+            Command::Logs {
+                action: LogsAction::Export { run, .. },
+            } => run.as_deref(),
             Command::Up { .. } | Command::Install { .. } | Command::Check { .. } => None,
         }
     }
@@ -285,6 +293,9 @@ async fn run(cli: Cli) -> Result<u8> {
         .map(|()| 0),
         Command::Status { run, output } => status(run, output).await.map(|()| 0),
         Command::Verify { run } => verify(run).await,
+        Command::Logs {
+            action: LogsAction::Export { run, dir },
+        } => logs_export(run, dir).await.map(|()| 0),
         Command::Exec { run, host, cmd } => exec(run, &host, cmd).await.map(|()| 0),
         Command::Down {
             run,
@@ -764,6 +775,34 @@ async fn verify(run: Option<String>) -> Result<u8> {
     Ok(status::verify_exit(&verdict))
 }
 
+/// `ke2lab logs`'s actions.
+#[derive(Subcommand)]
+enum LogsAction {
+    /// Write the lab's evidence into DIR (created if missing; refused when
+    /// it is not empty): per host the service logs, configuration files
+    /// and state, the snapshot and verdict, the event log, the run's
+    /// topology and install log; every password replaced by `***`.
+    Export {
+        #[arg(long)]
+        run: Option<String>,
+        dir: PathBuf,
+    },
+}
+
+/// `logs export`: the same export a failing scenario's evidence is. A DIR
+/// that exists and is not empty is bad input, found before any lab is
+/// asked: nothing outside DIR, and nothing already in it, is written.
+async fn logs_export(run: Option<String>, dir: PathBuf) -> Result<()> {
+    if let Some(why) = ke2lab_harness::artifacts::export_dir_problem(&dir) {
+        return Err(anyhow::Error::new(Refused(format!("`DIR`: {why}"))));
+    }
+    let run = pick_run(run).await?;
+    let lab = Lab::attach(&run).await?;
+    let report = ke2lab_harness::artifacts::export(&lab, &dir).await?;
+    print!("{report}");
+    Ok(())
+}
+
 async fn exec(run: Option<String>, host: &str, cmd: Vec<String>) -> Result<()> {
     let run = pick_run(run).await?;
     let lab = Lab::attach(&run).await?;
@@ -889,6 +928,7 @@ mod tests {
                 &["ke2lab", "provision", "--run", value],
                 &["ke2lab", "exec", "--run", value, "h", "--", "true"],
                 &["ke2lab", "stack", "--run", value, "--rm"],
+                &["ke2lab", "logs", "export", "--run", value, "/nx"],
             ] {
                 let e = refused(command);
                 assert_eq!(exit_code(&e), EXIT_BAD_INPUT, "{command:?}: {e:#}");
