@@ -75,10 +75,12 @@ type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 impl ContainerHost {
     /// Runs `argv` with a file's content streamed to its standard input
     /// (never held in memory whole): `docker load` of an image archive.
+    /// `sent` counts the bytes streamed (the console's progress).
     pub async fn feed_file(
         &self,
         argv: &[&str],
         file: &std::path::Path,
+        sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Output, HostError> {
         let label = argv.join(" ");
         let f = tokio::fs::File::open(file)
@@ -89,7 +91,7 @@ impl ContainerHost {
                 &label,
                 argv.iter().map(|a| a.to_string()).collect(),
                 None,
-                Some(Box::new(f)),
+                Some(Box::new(crate::console::Counted::new(f, sent))),
             )
             .await?;
         if out.status != 0 {

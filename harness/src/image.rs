@@ -168,7 +168,9 @@ pub async fn ensure(docker: &Docker, recipe: &Recipe, work: &Path) -> Result<Ima
     } else {
         Backend::Debootstrap
     };
-    eprintln!("image: building `{tag}` with {backend:?} (first run or recipe changed)");
+    crate::console::note(&format!(
+        "image: building `{tag}` with {backend:?} (first run or recipe changed; a few minutes)"
+    ));
     match backend {
         Backend::DockerBuild => build_with_docker(docker, recipe, &tag).await?,
         Backend::Debootstrap => build_with_debootstrap(docker, recipe, &tag, work).await?,
@@ -212,7 +214,11 @@ pub async fn build_context(docker: &Docker, tag: &str, ctx: Vec<u8>) -> Result<(
             bail!("docker build of `{tag}` failed: {e}");
         }
         if let Some(s) = info.stream {
-            tracing::debug!("build: {}", s.trim_end());
+            let line = s.trim_end();
+            if !line.is_empty() {
+                crate::console::activity(line);
+            }
+            tracing::debug!("build: {line}");
         }
     }
     Ok(())
@@ -238,17 +244,26 @@ async fn build_with_debootstrap(
     let mirror = std::env::var("KE2LAB_DEBIAN_MIRROR")
         .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let log = work.join("debootstrap.log");
-    let status = Command::new("debootstrap")
+    let mut child = Command::new("debootstrap")
         .arg("--variant=minbase")
         .arg(format!("--include={}", recipe.packages.join(",")))
         .arg(&recipe.suite)
         .arg(&root)
         .arg(&mirror)
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(Stdio::inherit())
-        .status()
-        .await
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .context("cannot run `debootstrap`")?;
+    // Both streams into the log; the latest line is the spinner's text.
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let file = tokio::sync::Mutex::new(tokio::fs::File::create(&log).await?);
+    let (_, _, status) = tokio::join!(
+        follow_lines(out, &file),
+        follow_lines(err, &file),
+        child.wait()
+    );
+    let status = status.context("cannot run `debootstrap`")?;
     if !status.success() {
         std::fs::remove_dir_all(&root).ok();
         bail!(
@@ -260,6 +275,21 @@ async fn build_with_debootstrap(
     // The root filesystem is about 1.3 GB; it is only an intermediate.
     std::fs::remove_dir_all(&root).ok();
     result
+}
+
+/// Copies `from`'s lines into `log` and shows each as the running phase's
+/// activity.
+async fn follow_lines(
+    from: impl tokio::io::AsyncRead + Unpin,
+    log: &tokio::sync::Mutex<tokio::fs::File>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut lines = BufReader::new(from).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        crate::console::activity(&format!("debootstrap: {line}"));
+        let mut f = log.lock().await;
+        let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+    }
 }
 
 /// A build context (or any small tarball) of `(path, body, mode)` entries.
@@ -326,7 +356,17 @@ async fn finish_and_import(docker: &Docker, recipe: &Recipe, tag: &str, root: &P
         .spawn()
         .context("cannot run `tar`")?;
     let stdout = tar.stdout.take().unwrap();
-    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout));
+    // The bytes streamed so far are the spinner's text (the total is not
+    // known before `tar` has walked the tree).
+    let mut sent = 0u64;
+    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout).inspect(
+        move |chunk| {
+            if let Ok(c) = chunk {
+                sent += c.len() as u64;
+                crate::console::bytes(sent, None);
+            }
+        },
+    ));
     let (repo, tagname) = tag.split_once(':').unwrap();
     let opts = CreateImageOptionsBuilder::new()
         .from_src("-")

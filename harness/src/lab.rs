@@ -36,6 +36,12 @@ use crate::{HOST_LABEL, RUN_LABEL, STATE_LABEL};
 /// Where the harness keeps its state, found at run time (`paths`).
 pub use crate::paths::{home, remove_state_dir, state_dir_to_remove};
 
+/// The directory of run `run`'s state: its topology, secrets, ssh key,
+/// `install.log` and `phases.json`.
+pub fn run_dir(run: &str) -> PathBuf {
+    home().join("runs").join(run)
+}
+
 /// Connects to the machine's engine and agrees on an API version with it.
 pub async fn connect() -> Result<Docker> {
     let d = Docker::connect_with_local_defaults().context("cannot reach the docker engine")?;
@@ -48,11 +54,47 @@ pub async fn connect() -> Result<Docker> {
 pub const EVENTS_FILE: &str = "events.log";
 
 /// A phase of boot or install and how long it took.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Phase {
     pub name: String,
+    #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
     pub detail: String,
+    /// The changes an install step made (none for the harness's phases).
+    pub changes: Option<usize>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// A harness phase under way: on the console from [`PhaseTimer::start`]
+/// on, as done once [`PhaseTimer::end`] says what it did (dropped without
+/// it, the phase shows as failed).
+pub struct PhaseTimer {
+    name: String,
+    start: Instant,
+    span: tracing::Span,
+}
+
+impl PhaseTimer {
+    pub fn start(name: &str) -> PhaseTimer {
+        PhaseTimer {
+            name: name.to_string(),
+            start: Instant::now(),
+            span: crate::console::phase_span(name),
+        }
+    }
+
+    pub fn end(self, detail: String) -> Phase {
+        crate::console::done(&self.span, &detail);
+        Phase {
+            name: self.name,
+            elapsed: self.start.elapsed(),
+            detail,
+            changes: None,
+        }
+    }
 }
 
 /// A booted lab.
@@ -111,19 +153,15 @@ impl Lab {
     ) -> Result<Lab> {
         check_run_id(&run)?;
         let docker = connect().await?;
-        let state_dir = home().join("runs").join(&run);
+        let state_dir = run_dir(&run);
         let events = EventLog::default();
 
-        let t = Instant::now();
+        let t = PhaseTimer::start("image");
         let img = image::ensure(&docker, &Recipe::default(), &home().join("build")).await?;
-        let image_phase = Phase {
-            name: "image".into(),
-            elapsed: t.elapsed(),
-            detail: match img.built_with {
-                Some(b) => format!("built `{}` with {b:?}", img.tag),
-                None => format!("cached `{}`", img.tag),
-            },
-        };
+        let image_phase = t.end(match img.built_with {
+            Some(b) => format!("built `{}` with {b:?}", img.tag),
+            None => format!("cached `{}`", img.tag),
+        });
 
         let mut lab = Lab {
             docker,
@@ -160,6 +198,7 @@ impl Lab {
     }
 
     async fn create(&mut self, topology: &Topology) -> Result<()> {
+        let phase = PhaseTimer::start("boot");
         let t = Instant::now();
         let tag = self.image.as_ref().unwrap().tag.clone();
         let isolation = engine::isolation(&self.docker, &tag, &self.run, &home()).await?;
@@ -209,15 +248,11 @@ impl Lab {
         tracing::debug!("engines ready after {:?}", t.elapsed());
         self.install_ssh_key(&key?).await?;
         tracing::debug!("ssh key installed after {:?}", t.elapsed());
-        self.phase(Phase {
-            name: "boot".into(),
-            elapsed: t.elapsed(),
-            detail: format!(
-                "{} hosts on `{subnet}` (gateway {gateway}), engines ready, {}",
-                self.hosts.len(),
-                isolation.describe()
-            ),
-        });
+        self.phase(phase.end(format!(
+            "{} hosts on `{subnet}` (gateway {gateway}), engines ready, {}",
+            self.hosts.len(),
+            isolation.describe()
+        )));
         Ok(())
     }
 
@@ -371,8 +406,23 @@ impl Lab {
                 name: s.step.to_string(),
                 elapsed: s.elapsed,
                 detail: format!("{} change(s)", s.changes.len()),
+                changes: Some(s.changes.len()),
             });
         }
+    }
+
+    /// (Re)writes `phases.json` in the run's directory: every phase this
+    /// handle recorded (name, seconds, changes, detail) and, for a whole
+    /// `up`, the total.
+    pub fn write_phases(&self, total: Option<Duration>) -> Result<PathBuf> {
+        let doc = serde_json::json!({
+            "run": self.run,
+            "total_seconds": total.map(|t| (t.as_secs_f64() * 1000.0).round() / 1000.0),
+            "phases": self.phases,
+        });
+        let path = self.state_dir.join("phases.json");
+        write_private(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        Ok(path)
     }
 
     /// Records a finished phase (also in the event log).
@@ -577,45 +627,53 @@ impl Lab {
             })?;
             wanted.insert(image.clone(), kind);
         }
-        let t = Instant::now();
+        let t = PhaseTimer::start("standin-build");
         let bin = standin::kompira_binary().await?;
         let built = standin::ensure(&self.docker, &home().join("build"), &bin).await?;
-        self.phase(Phase {
-            name: "standin-build".into(),
-            elapsed: t.elapsed(),
-            detail: format!(
-                "{} ({}), archive {} MB",
-                built.base.tag,
-                match built.base.built_with {
-                    Some(b) => format!("built with {b:?}"),
-                    None => "cached".into(),
-                },
-                built.archive_bytes / 1_000_000
-            ),
-        });
-        let t = Instant::now();
-        let loads = try_join_all(
+        self.phase(t.end(format!(
+            "{} ({}), archive {} MB",
+            built.base.tag,
+            match built.base.built_with {
+                Some(b) => format!("built with {b:?}"),
+                None => "cached".into(),
+            },
+            built.archive_bytes / 1_000_000
+        )));
+        let t = PhaseTimer::start("standin-load");
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let total = built.archive_bytes * self.hosts.len() as u64;
+        let load = try_join_all(
             self.hosts
                 .iter()
-                .map(|h| standin::load_into(h, &built, &wanted)),
-        )
-        .await?;
-        self.phase(Phase {
-            name: "standin-load".into(),
-            elapsed: t.elapsed(),
-            detail: loads
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} {} {:.1}s",
-                        l.host,
-                        if l.loaded { "loaded" } else { "had them" },
-                        l.elapsed.as_secs_f64()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+                .map(|h| standin::load_into(h, &built, &wanted, sent.clone())),
+        );
+        // The bytes so far, redrawn while the loads stream.
+        let show = async {
+            loop {
+                crate::console::bytes(sent.load(std::sync::atomic::Ordering::Relaxed), Some(total));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let loads = tokio::select! {
+            r = load => r?,
+            () = show => unreachable!("the display loop never ends"),
+        };
+        self.phase(
+            t.end(
+                loads
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "{} {} {:.1}s",
+                            l.host,
+                            if l.loaded { "loaded" } else { "had them" },
+                            l.elapsed.as_secs_f64()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        );
         Ok(built)
     }
 
@@ -625,35 +683,30 @@ impl Lab {
         &mut self,
         timeout: Duration,
     ) -> Result<Vec<ke2lab::probe::stack::Service>> {
-        let t = Instant::now();
+        let t = PhaseTimer::start("stack-converged");
         let hosts = self.hosts();
         let services = {
             let cx = Cx::new(&self.topology, &hosts);
             ke2lab::install::wait_stack_converged(&cx, 0, timeout).await?
         };
-        self.phase(Phase {
-            name: "stack-converged".into(),
-            elapsed: t.elapsed(),
-            detail: format!("{} services at their desired replicas", services.len()),
-        });
+        self.phase(t.end(format!(
+            "{} services at their desired replicas",
+            services.len()
+        )));
         Ok(services)
     }
 
     /// `docker stack rm` of the ke2 stack, waiting until its services and
     /// containers are gone from every host (phase `stack-rm`).
     pub async fn remove_stack(&mut self, timeout: Duration) -> Result<()> {
-        let t = Instant::now();
+        let t = PhaseTimer::start("stack-rm");
         let hosts = self.hosts();
         {
             let cx = Cx::new(&self.topology, &hosts);
             ke2lab::install::remove_stack(&cx, 0, timeout).await?;
         }
         self.stack_deployed = false;
-        self.phase(Phase {
-            name: "stack-rm".into(),
-            elapsed: t.elapsed(),
-            detail: "services and containers gone on every host".into(),
-        });
+        self.phase(t.end("services and containers gone on every host".into()));
         Ok(())
     }
 

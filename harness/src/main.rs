@@ -14,7 +14,8 @@ use ke2lab::host::{Cmd, Host, SshConfig, SshHost};
 use ke2lab::steps::Cx;
 use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
-use ke2lab_harness::lab::{self, Phase, StackImages};
+use ke2lab_harness::console::{self, Verbosity};
+use ke2lab_harness::lab::{self, StackImages};
 use ke2lab_harness::status::{self, LabStatus, StatusDoc};
 
 /// Exit codes, as `--help` and the README state them.
@@ -35,6 +36,12 @@ const EXIT_CODES: &str = "Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also print the per-host detail (always in the run's `install.log`).
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Print only errors and the final summary.
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -149,6 +156,14 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print ke2lab's version and the commit it was built from.
+    Version,
+    /// Print a shell completion script: `ke2lab completions bash >
+    /// /etc/bash_completion.d/ke2lab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check a topology file: print its warnings and what it resolves to
     /// (ports and why, quorums and the host failures they tolerate, the
     /// ports to open on each host).
@@ -174,15 +189,18 @@ const EXIT_BAD_INPUT: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
-            std::env::var("KE2LAB_LOG").ok().as_deref(),
-        )))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
     let cli = Cli::parse();
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let var = std::env::var("KE2LAB_LOG").ok();
+    console::install(
+        console::Mode::detect(verbosity),
+        detail_level(var.as_deref()),
+        tracing_subscriber::EnvFilter::new(log_filter(var.as_deref())),
+    );
     match run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -230,23 +248,35 @@ impl Command {
             Command::Logs {
                 action: LogsAction::Export { run, .. },
             } => run.as_deref(),
-            Command::Up { .. } | Command::Install { .. } | Command::Check { .. } => None,
+            Command::Up { .. }
+            | Command::Install { .. }
+            | Command::Check { .. }
+            | Command::Version
+            | Command::Completions { .. } => None,
         }
     }
 }
 
-/// The log filter for `KE2LAB_LOG`. A bare level applies to ke2lab's own
-/// crates only: the Docker client logs request bodies at debug level, and
-/// those carry commands' arguments, secret ones included.
+/// The run's `install.log` filter for `KE2LAB_LOG`. A bare level applies
+/// to ke2lab's own crates only: the Docker client logs request bodies at
+/// debug level, and those carry commands' arguments, secret ones included.
 fn log_filter(var: Option<&str>) -> String {
     match var.map(str::trim) {
-        None | Some("") => "warn,ke2lab=info,ke2lab_harness=info".into(),
+        None | Some("") => "warn,ke2lab=debug,ke2lab_harness=debug,ke2lab_cli=debug".into(),
         Some(level) if !level.contains('=') && !level.contains(',') => {
             format!("warn,ke2lab={level},ke2lab_harness={level},ke2lab_cli={level}")
         }
         // An explicit directive list is the user's own choice.
         Some(directives) => directives.into(),
     }
+}
+
+/// How much of ke2lab's detail `-v` shows: `KE2LAB_LOG`'s level when it is
+/// a bare one, else `info`.
+fn detail_level(var: Option<&str>) -> tracing::Level {
+    var.map(str::trim)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(tracing::Level::INFO)
 }
 
 fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
@@ -259,7 +289,7 @@ fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
         None => Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))?,
     };
     for w in &v.warnings {
-        eprintln!("warning: {w}");
+        console::warn(&w.to_string());
     }
     Ok(v)
 }
@@ -306,6 +336,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Provision { run, check } => {
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
+            open_run_log(&lab.state_dir);
             let work = lab.install();
             let report = tokio::select! {
                 r = work => r?,
@@ -313,7 +344,9 @@ async fn run(cli: Cli) -> Result<u8> {
                 // leaves it (a re-run repairs what was half done).
                 code = interrupt() => interrupted(code, None).await,
             };
-            println!("{report}");
+            lab.write_phases(None)?;
+            print!("{}", changes_lines(&report));
+            println!("run `{run}`: {} change(s)", report.changes());
             Ok(check_outcome(check, report.changes()))
         }
         Command::Stack {
@@ -328,9 +361,10 @@ async fn run(cli: Cli) -> Result<u8> {
                 .as_deref()
                 .map(ke2lab::steps::checkout::Tree::read)
                 .transpose()?;
+            let t0 = Instant::now();
             let run = pick_run(run).await?;
             let mut lab = Lab::attach(&run).await?;
-            let before = lab.phases.len();
+            open_run_log(&lab.state_dir);
             let work = async {
                 match tree {
                     Some(tree) if !rm => stack_up(&mut lab, tree, images_of(real_images)).await,
@@ -341,8 +375,12 @@ async fn run(cli: Cli) -> Result<u8> {
                 r = work => r,
                 code = interrupt() => interrupted(code, None).await,
             };
-            print_step_phases(&lab.phases[before..]);
-            r.map(|()| 0)
+            lab.write_phases(None)?;
+            r?;
+            if !rm {
+                print_summary(&lab, t0.elapsed(), Some(images_of(real_images))).await?;
+            }
+            Ok(0)
         }
         Command::Install {
             topology,
@@ -356,6 +394,22 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Check { topology, json } => {
             print!("{}", check(&topology, json)?);
             Ok(0)
+        }
+        Command::Version => {
+            println!("{}", version_line());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Into a buffer first: clap_complete panics on a closed pipe
+            // (`| head`), a plain write reports it.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ke2lab", &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(0),
+            }
         }
     }
 }
@@ -385,22 +439,45 @@ fn check(path: &PathBuf, json: bool) -> Result<String> {
     })
 }
 
+/// Points this process's detail log at `<run dir>/install.log`; a log that
+/// cannot be opened is a warning, never a reason to stop.
+fn open_run_log(run_dir: &std::path::Path) {
+    open_run_log_at(&run_dir.join("install.log"));
+}
+
+fn open_run_log_at(path: &std::path::Path) {
+    if let Err(e) = console::open_log(path) {
+        console::warn(&format!("cannot open `{}`: {e}", path.display()));
+    }
+}
+
+/// The changes an install made, one line each (nothing when none).
+fn changes_lines(report: &ke2lab::install::InstallReport) -> String {
+    report
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.changes
+                .iter()
+                .map(move |c| format!("  {} [{}] {}\n", s.step, c.host, c.summary))
+        })
+        .collect()
+}
+
+/// `ke2lab version`: the version and the commit it was built from.
+fn version_line() -> String {
+    format!(
+        "ke2lab {} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("KE2LAB_COMMIT").unwrap_or("unknown")
+    )
+}
+
 fn images_of(real: bool) -> StackImages {
     if real {
         StackImages::Registry
     } else {
         StackImages::Standins
-    }
-}
-
-fn print_step_phases(phases: &[Phase]) {
-    for p in phases {
-        eprintln!(
-            "phase {:<8} {:>7.2}s  {}",
-            p.name,
-            p.elapsed.as_secs_f64(),
-            p.detail
-        );
     }
 }
 
@@ -411,17 +488,13 @@ async fn stack_up(
     tree: ke2lab::steps::checkout::Tree,
     images: StackImages,
 ) -> Result<()> {
-    let report = lab.install_stack(tree, images).await?;
-    for s in &report.steps {
-        for w in &s.warnings {
-            eprintln!("warning: {w}");
-        }
-    }
+    // The steps' warnings reached the console once, as they were raised.
+    lab.install_stack(tree, images).await?;
     let services = lab.await_stack(Duration::from_secs(300)).await?;
     for s in &services {
-        eprintln!("service {:<16} {}", s.name, s.replicas);
+        tracing::info!("service `{}` at {}", s.name, s.replicas);
     }
-    let t = Instant::now();
+    let t = lab::PhaseTimer::start("https");
     let ca = lab.cluster().stack_ca().await?;
     // In `host` mode with fewer nginx replicas than hosts only the nodes
     // running nginx listen; the others refusing is the expected state.
@@ -430,6 +503,8 @@ async fn stack_up(
         .https_hosts()
         .await
         .map_err(|e| anyhow::anyhow!("where nginx publishes: {e}"))?;
+    // The CA a person trusts to open Kompira (the summary says where).
+    lab::write_private(&lab.state_dir.join("ca.crt"), &ca.pem)?;
     let what = format!(
         "HTTPS 200 from the 443 of {} (verified against the local CA)",
         serving
@@ -469,15 +544,15 @@ async fn stack_up(
         },
     )
     .await?;
-    lab.phase(Phase {
-        name: "https".into(),
-        elapsed: t.elapsed(),
-        detail: answers
-            .iter()
-            .map(|(h, _)| format!("{h} 200"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    });
+    lab.phase(
+        t.end(
+            answers
+                .iter()
+                .map(|(h, _)| format!("{h} 200"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    );
     Ok(())
 }
 
@@ -571,17 +646,22 @@ async fn up_work(
     name: Option<String>,
     t0: Instant,
 ) -> Result<()> {
-    eprintln!("phase image+boot: …");
+    // The detail goes to the run's own log from the first line on.
+    let run_dir = lab::run_dir(&run);
+    std::fs::create_dir_all(&run_dir)?;
+    open_run_log(&run_dir);
+    console::note(&format!(
+        "run `{run}`: booting {} hosts",
+        v.topology.hosts.len()
+    ));
     let mut lab = Lab::boot_as(&v.topology, keep, run, name).await?;
-    print_step_phases(&lab.phases);
+    let images = tree.as_ref().map(|(_, i)| *i);
     if !no_install {
-        eprintln!("run `{}` booted; installing", lab.run);
-        let before = lab.phases.len();
         let mut result = lab.install().await.map(|_| ());
         if let (Ok(()), Some((tree, images))) = (&result, tree) {
             result = stack_up(&mut lab, tree, images).await;
         }
-        print_step_phases(&lab.phases[before..]);
+        lab.write_phases(Some(t0.elapsed()))?;
         if let Err(e) = result {
             if keep {
                 ke2lab_harness::owner::keep(&lab.state_dir).ok();
@@ -600,74 +680,33 @@ async fn up_work(
     }
     // The user's lab from now on: `down --stale` leaves it alone.
     ke2lab_harness::owner::keep(&lab.state_dir)?;
-    print_phases(&lab.phases, t0.elapsed().as_secs_f64());
-    print_state(&lab).await?;
-    println!(
-        "\nrun `{}` is up. `ke2lab exec {} -- docker node ls`, `ke2lab down` to remove it.",
-        lab.run, lab.topology.hosts[0].name
-    );
+    lab.write_phases(Some(t0.elapsed()))?;
+    print_summary(&lab, t0.elapsed(), images).await?;
     Ok(())
 }
 
-fn print_phases(phases: &[Phase], total: f64) {
-    println!("{:<10} {:>8}  detail", "phase", "seconds");
-    for p in phases {
-        println!(
-            "{:<10} {:>8.2}  {}",
-            p.name,
-            p.elapsed.as_secs_f64(),
-            p.detail
-        );
-    }
-    println!("{:<10} {:>8.2}", "total", total);
-}
-
-async fn print_state(lab: &Lab) -> Result<()> {
-    let first = &lab.topology.hosts[0].name;
-    println!(
-        "\nlab `{}` ({} hosts, subnet {})",
-        lab.run,
-        lab.topology.hosts.len(),
-        lab.topology.subnet()
-    );
-    for h in &lab.topology.hosts {
-        println!(
-            "  {:<14} {:<15} {}",
-            h.name,
-            h.address.to_string(),
-            h.platform
-        );
-    }
-    match lab.cluster().swarm_info_from(first).await {
-        Ok(info) if info.is_active() => {
-            let port = info.cluster.as_ref().map_or(0, |c| c.data_path_port);
-            println!("swarm: {} managers, data-path port {port}", info.managers);
-            let nodes = lab.cluster().swarm_nodes_from(first).await?;
-            println!(
-                "  {:<14} {:<8} {:<12} manager",
-                "hostname", "status", "availability"
-            );
-            for n in &nodes {
-                println!(
-                    "  {:<14} {:<8} {:<12} {}",
-                    n.hostname,
-                    format!("{:?}", n.status),
-                    format!("{:?}", n.availability),
-                    n.manager_status.map_or("-".into(), |m| format!("{m:?}"))
-                );
-            }
-        }
-        Ok(_) => println!("swarm: not formed"),
-        Err(e) => println!("swarm: cannot probe ({e})"),
-    }
-    let mem = lab::memory(lab).await?;
-    println!(
-        "memory: {} MiB in all ({})",
-        mem.iter().map(|(_, b)| b).sum::<u64>() / (1 << 20),
-        mem.iter()
-            .map(|(h, b)| format!("{h} {} MiB", b / (1 << 20)))
-            .collect::<Vec<_>>()
-            .join(", ")
+/// `up`'s (and `stack`'s) last words on stdout: the summary, from a
+/// snapshot of the cluster taken now.
+async fn print_summary(lab: &Lab, total: Duration, images: Option<StackImages>) -> Result<()> {
+    let snapshot = lab.snapshot().await?;
+    let ca = lab.state_dir.join("ca.crt");
+    let memory = lab::memory(lab)
+        .await
+        .ok()
+        .map(|m| m.iter().map(|(_, b)| b).sum());
+    print!(
+        "{}",
+        status::summary(&status::Summary {
+            run: &lab.run,
+            name: lab.name.as_deref(),
+            topology: &lab.topology,
+            run_dir: &lab.state_dir,
+            snapshot: &snapshot,
+            total,
+            ca: ca.is_file().then_some(ca.as_path()),
+            standins: images == Some(StackImages::Standins),
+            memory,
+        })
     );
     Ok(())
 }
@@ -898,9 +937,12 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
         .topology
         .credentials
         .resolve_kept(&path.with_extension("secrets.toml"))?;
+    // The detail log lives beside the topology, as its passwords do.
+    open_run_log_at(&path.with_extension("install.log"));
     let cx = Cx::new(&v.topology, &hosts).with_credentials(&creds);
     let report = ke2lab::install::install(&cx).await?;
-    println!("{report}");
+    print!("{}", changes_lines(&report));
+    println!("`{}`: {} change(s)", path.display(), report.changes());
     Ok(report.changes())
 }
 
@@ -1161,6 +1203,43 @@ mod status_tests {
         assert!(matches!(c.command, Command::Install { check: true, .. }));
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("3  provision/install --check"), "{help}");
+    }
+
+    #[test]
+    fn verbosity_flags_version_and_completions() {
+        let c = Cli::try_parse_from(["ke2lab", "up", "-q"]).unwrap();
+        assert!(c.quiet && !c.verbose);
+        let c = Cli::try_parse_from(["ke2lab", "-v", "provision"]).unwrap();
+        assert!(c.verbose && !c.quiet);
+        assert!(Cli::try_parse_from(["ke2lab", "up", "-q", "-v"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["ke2lab", "version"]).unwrap().command,
+            Command::Version
+        ));
+        assert!(
+            version_line().starts_with(&format!("ke2lab {} (commit ", env!("CARGO_PKG_VERSION")))
+        );
+        let c = Cli::try_parse_from(["ke2lab", "completions", "bash"]).unwrap();
+        let Command::Completions { shell } = c.command else {
+            panic!("not completions")
+        };
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "ke2lab", &mut script);
+        let script = String::from_utf8(script).unwrap();
+        for word in ["provision", "verify", "status", "completions", "--run"] {
+            assert!(
+                script.contains(word),
+                "`{word}` missing from the bash completions"
+            );
+        }
+        assert!(Cli::try_parse_from(["ke2lab", "completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn detail_level_follows_a_bare_ke2lab_log() {
+        assert_eq!(detail_level(None), tracing::Level::INFO);
+        assert_eq!(detail_level(Some("debug")), tracing::Level::DEBUG);
+        assert_eq!(detail_level(Some("ke2lab=trace")), tracing::Level::INFO);
     }
 
     #[test]

@@ -246,9 +246,12 @@ async fn save(docker: &Docker, tags: &[&str], dest: &Path) -> Result<()> {
         .await
         .with_context(|| format!("cannot write the stand-in archive `{}`", tmp.display()))?;
     let mut stream = docker.export_images(tags);
+    let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.context("`docker save` of the stand-in images failed")?;
         f.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+        crate::console::bytes(written, None);
     }
     f.flush().await?;
     drop(f);
@@ -366,17 +369,23 @@ pub struct Loaded {
 
 /// Loads the archive into `host`'s engine unless it has every stand-in, then
 /// tags each stand-in with the stack's image names (`images`: name → kind).
+/// `sent` counts the archive's bytes streamed to the host, or the whole
+/// archive at once when the host has the images already (the console's
+/// progress, out of the archive's size times the hosts).
 pub async fn load_into(
     host: &ContainerHost,
     standins: &Standins,
     images: &BTreeMap<String, Kind>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Loaded> {
     let start = Instant::now();
     let mut inspect = vec!["docker".to_string(), "image".into(), "inspect".into()];
     inspect.extend(standins.tags.values().cloned());
     let present = host.run(&Cmd::new(inspect)).await?.status == 0;
-    if !present {
-        host.feed_file(&["docker", "load", "--quiet"], &standins.archive)
+    if present {
+        sent.fetch_add(standins.archive_bytes, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        host.feed_file(&["docker", "load", "--quiet"], &standins.archive, sent)
             .await
             .with_context(|| format!("host `{}`: cannot load the stand-in images", host.name()))?;
     }

@@ -242,3 +242,205 @@ pub fn table(l: &LabStatus) -> String {
     }
     o
 }
+
+/// What `up` (and `stack`) end with: the run, its health, and what to do
+/// next with the addresses and paths a person needs.
+#[derive(Clone, Debug)]
+pub struct Summary<'a> {
+    pub run: &'a str,
+    pub name: Option<&'a str>,
+    pub topology: &'a ke2lab::topology::Topology,
+    pub run_dir: &'a std::path::Path,
+    pub snapshot: &'a Snapshot,
+    pub total: std::time::Duration,
+    /// The stack's local CA, written beside the run (with the stack).
+    pub ca: Option<&'a std::path::Path>,
+    /// The stack runs the lab's stand-ins, not the real images.
+    pub standins: bool,
+    /// The hosts' memory in all, bytes.
+    pub memory: Option<u64>,
+}
+
+/// [`Summary`] as lines.
+pub fn summary(s: &Summary<'_>) -> String {
+    use std::fmt::Write;
+    let snap = s.snapshot;
+    let verdict = ke2lab::cluster::verdict(snap);
+    let mut o = String::new();
+    let title = match s.name {
+        Some(n) => format!("run `{}` (`{n}`)", s.run),
+        None => format!("run `{}`", s.run),
+    };
+    let health = if verdict.is_empty() {
+        "healthy".to_string()
+    } else {
+        format!(
+            "{} unhealthy fact(s), `ke2lab verify` lists them",
+            verdict.len()
+        )
+    };
+    let _ = writeln!(
+        o,
+        "{title} is up in {:.1}s: {} hosts, {health}",
+        s.total.as_secs_f64(),
+        snap.hosts.len()
+    );
+    let hosts: Vec<String> = snap
+        .hosts
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.address))
+        .collect();
+    let _ = writeln!(o, "  hosts      {}", hosts.join(", "));
+    let p = &snap.pgpool;
+    let holders = if p.vip_holders.is_empty() {
+        "no host".to_string()
+    } else {
+        p.vip_holders.join(", ")
+    };
+    let _ = writeln!(
+        o,
+        "  VIP        {} on {holders} (watchdog leader {}, quorum {})",
+        snap.vip,
+        p.leader.as_deref().unwrap_or("none"),
+        p.quorum.map_or("unknown", yes)
+    );
+    let primary = snap
+        .hosts
+        .iter()
+        .find(|h| h.postgres == PgState::Primary)
+        .map_or("none", |h| h.name.as_str());
+    let streaming = snap
+        .hosts
+        .iter()
+        .filter(|h| {
+            h.replication
+                .as_ref()
+                .is_some_and(|r| r.state == "streaming")
+        })
+        .count();
+    let _ = writeln!(
+        o,
+        "  database   primary {primary}, {streaming} streaming standby(s)"
+    );
+    let t = s.topology;
+    let _ = writeln!(
+        o,
+        "  psql       psql -h {} -p {} -U kompira {}",
+        snap.vip, t.ports.pgpool, t.postgres.database
+    );
+    let _ = writeln!(
+        o,
+        "  passwords  {} (mode 0600)",
+        s.run_dir.join("secrets.toml").display()
+    );
+    if let Some(st) = &snap.stack {
+        let urls: Vec<String> = st
+            .https
+            .iter()
+            .filter(|h| h.serves)
+            .filter_map(|h| snap.hosts.iter().find(|x| x.name == h.host))
+            .map(|h| format!("https://{}/", h.address))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  kompira    {}{}",
+            urls.join(" "),
+            if s.standins { " (stand-in images)" } else { "" }
+        );
+        if let Some(ca) = s.ca {
+            let _ = writeln!(
+                o,
+                "  CA         {} (trust it, e.g. `curl --cacert`)",
+                ca.display()
+            );
+        }
+    }
+    if let Some(m) = s.memory {
+        let _ = writeln!(o, "  memory     {} MiB in all hosts", m >> 20);
+    }
+    let _ = writeln!(
+        o,
+        "  log        {}, phases in {}",
+        s.run_dir.join("install.log").display(),
+        s.run_dir.join("phases.json").display()
+    );
+    let _ = writeln!(
+        o,
+        "next: `ke2lab status`, `ke2lab exec {} -- docker node ls`, `ke2lab down --run {}`",
+        t.hosts[0].name, s.run
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn topology() -> ke2lab::topology::Topology {
+        ke2lab::topology::Topology::from_toml_str(include_str!(
+            "../../fixtures/topologies/three-node.toml"
+        ))
+        .unwrap()
+        .topology
+    }
+
+    #[test]
+    fn the_summary_says_what_to_do_next() {
+        let t = topology();
+        let snap = Snapshot::example();
+        let s = summary(&Summary {
+            run: "r1a2b3c",
+            name: Some("demo"),
+            topology: &t,
+            run_dir: Path::new("/state/runs/r1a2b3c"),
+            snapshot: &snap,
+            total: Duration::from_millis(62_140),
+            ca: Some(Path::new("/state/runs/r1a2b3c/ca.crt")),
+            standins: true,
+            memory: Some(1100 << 20),
+        });
+        insta::assert_snapshot!(s);
+        // Without the stack: no URL, no CA, no stand-in note.
+        let mut bare = Snapshot::example();
+        bare.stack = None;
+        let s = summary(&Summary {
+            run: "r1a2b3c",
+            name: None,
+            topology: &t,
+            run_dir: Path::new("/state/runs/r1a2b3c"),
+            snapshot: &bare,
+            total: Duration::from_secs(30),
+            ca: None,
+            standins: false,
+            memory: None,
+        });
+        assert!(!s.contains("https://") && !s.contains("stand-in") && !s.contains("CA "));
+        assert!(s.contains(&format!("psql -h {} -p 9999 -U kompira kompira", bare.vip)));
+    }
+
+    #[test]
+    fn an_unhealthy_summary_points_at_verify() {
+        let t = topology();
+        let mut snap = Snapshot::example();
+        snap.pgpool.vip_holders.clear();
+        let s = summary(&Summary {
+            run: "r1a2b3c",
+            name: None,
+            topology: &t,
+            run_dir: Path::new("/s"),
+            snapshot: &snap,
+            total: Duration::from_secs(1),
+            ca: None,
+            standins: false,
+            memory: None,
+        });
+        let first = s.lines().next().unwrap();
+        assert!(
+            first.contains("unhealthy fact(s), `ke2lab verify` lists them"),
+            "{first}"
+        );
+        assert!(s.contains("on no host"), "{s}");
+    }
+}

@@ -194,6 +194,21 @@ pub trait Step: Send + Sync {
 
 /// Plans, applies the plan in order, verifies, and reports.
 pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError> {
+    use tracing::Instrument;
+    // One span per step, named `phase`: a front end (the CLI's progress
+    // lines) shows the step while it runs and, once `changes` is recorded,
+    // as done; a span closed without it is a failed step.
+    let span = tracing::info_span!(
+        "phase",
+        phase = step.name(),
+        changes = tracing::field::Empty
+    );
+    let report = run_step(step, cx).instrument(span.clone()).await?;
+    span.record("changes", report.changes.len() as u64);
+    Ok(report)
+}
+
+async fn run_step<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError> {
     let start = Instant::now();
     let plan = step.plan(cx).await?;
     for w in &plan.warnings {
