@@ -42,6 +42,24 @@ pub fn run_dir(run: &str) -> PathBuf {
     home().join("runs").join(run)
 }
 
+/// The private directory (0700) of the SSH control sockets: one master
+/// connection per host for a whole install (`SshConfig::control_dir`).
+pub fn mux_dir() -> Result<PathBuf> {
+    private_dir(&home().join("mux"))
+}
+
+/// `dir`, made with mode 0700 when missing.
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = dir.to_path_buf();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot make `{}`", dir.display()))?;
+    Ok(dir)
+}
+
 /// Connects to the machine's engine and agrees on an API version with it.
 pub async fn connect() -> Result<Docker> {
     let d = Docker::connect_with_local_defaults().context("cannot reach the docker engine")?;
@@ -507,6 +525,8 @@ impl Lab {
                 let mut cfg = SshConfig::new(h.name.clone(), h.address.to_string());
                 cfg.identity = Some(self.state_dir.join("id_ed25519"));
                 cfg.known_hosts = Some(self.state_dir.join("known_hosts"));
+                // The lab's own directory: its sockets go with the run.
+                cfg.control_dir = private_dir(&self.state_dir.join("mux")).ok();
                 Arc::new(SshHost::new(cfg)) as Arc<dyn Host>
             })
             .collect()

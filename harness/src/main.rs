@@ -920,6 +920,14 @@ async fn down(run: Option<String>, all: bool, stale: bool, yes: bool) -> Result<
 /// Installs real servers; returns how many changes the install made.
 async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) -> Result<usize> {
     let v = load_topology(Some(path))?;
+    // One multiplexed connection per host for the whole install.
+    let mux = match lab::mux_dir() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            console::warn(&format!("{e:#}; a new ssh connection per command"));
+            None
+        }
+    };
     let hosts: Vec<Arc<dyn Host>> = v
         .topology
         .hosts
@@ -928,6 +936,7 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
             let mut cfg = SshConfig::new(h.name.clone(), h.address.to_string());
             cfg.user = user.clone();
             cfg.identity = identity.clone();
+            cfg.control_dir = mux.clone();
             Arc::new(SshHost::new(cfg)) as Arc<dyn Host>
         })
         .collect();
@@ -940,7 +949,14 @@ async fn install_ssh(path: &PathBuf, user: String, identity: Option<PathBuf>) ->
     // The detail log lives beside the topology, as its passwords do.
     open_run_log_at(&path.with_extension("install.log"));
     let cx = Cx::new(&v.topology, &hosts).with_credentials(&creds);
-    let report = ke2lab::install::install(&cx).await?;
+    let report = ke2lab::install::install(&cx).await;
+    // The master connections end with the install, failed or not.
+    for h in &hosts {
+        if let Err(e) = h.close().await {
+            console::warn(&format!("{e}"));
+        }
+    }
+    let report = report?;
     print!("{}", changes_lines(&report));
     println!("`{}`: {} change(s)", path.display(), report.changes());
     Ok(report.changes())

@@ -395,6 +395,12 @@ pub trait Host: Send + Sync {
         }
     }
 
+    /// Ends what the transport keeps open between commands (an SSH
+    /// master connection); a no-op for transports that keep nothing.
+    async fn close(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+
     /// Reads a file; `None` when it does not exist.
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         let cmd = Cmd::sh(format!("test -e \"$1\" || exit {ABSENT}; cat -- \"$1\"")).arg(path);
