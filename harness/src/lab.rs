@@ -29,7 +29,7 @@ use ke2lab::wait::{Poll, wait_for};
 use crate::container_host::ContainerHost;
 use crate::engine::{self, Isolation};
 use crate::events::EventLog;
-use crate::faults::{Fault, Faults};
+use crate::faults::{self, Faults};
 use crate::image::{self, ImageReport, Recipe};
 use crate::{HOST_LABEL, RUN_LABEL, STATE_LABEL};
 
@@ -131,8 +131,9 @@ pub struct Lab {
     pub isolation: Option<Isolation>,
     /// Phases, faults and repairs with their times (artifacts' `events.log`).
     pub events: EventLog,
-    /// Faults injected and not undone yet; teardown undoes them.
-    pub(crate) active_faults: Mutex<Vec<Fault>>,
+    /// Faults injected and not undone yet, with their ids; teardown undoes
+    /// them. Kept in the run directory's `faults.json` too (read on attach).
+    pub(crate) active_faults: Mutex<faults::Record>,
     /// The ke2 stack was deployed by this handle; teardown removes it first.
     pub(crate) stack_deployed: bool,
     /// The cluster's one typed view, built on first use ([`Lab::cluster`])
@@ -193,7 +194,7 @@ impl Lab {
             phases: Vec::new(),
             isolation: None,
             events,
-            active_faults: Mutex::new(Vec::new()),
+            active_faults: Mutex::new(faults::Record::default()),
             stack_deployed: false,
             cluster: OnceLock::new(),
         };
@@ -399,6 +400,12 @@ impl Lab {
             &state_dir.join(EVENTS_FILE),
             &state_dir.join("secrets.toml"),
         );
+        // What `ke2lab fault` (or a scenario of another process) left in
+        // force; an unreadable record is said, never a reason to fail.
+        let active_faults = faults::Record::load(&state_dir).unwrap_or_else(|e| {
+            crate::console::warn(&format!("faults in force of run `{run}`: {e:#}"));
+            faults::Record::default()
+        });
         Ok(Lab {
             docker,
             run: run.to_string(),
@@ -411,7 +418,7 @@ impl Lab {
             phases: Vec::new(),
             isolation: None,
             events,
-            active_faults: Mutex::new(Vec::new()),
+            active_faults: Mutex::new(active_faults),
             stack_deployed: false,
             cluster: OnceLock::new(),
         })

@@ -15,6 +15,7 @@ use ke2lab::steps::Cx;
 use ke2lab::topology::{Topology, TopologyError, Validated};
 use ke2lab_harness::Lab;
 use ke2lab_harness::console::{self, Verbosity};
+use ke2lab_harness::faults::{self, Faults};
 use ke2lab_harness::lab::{self, StackImages};
 use ke2lab_harness::status::{self, LabStatus, StatusDoc};
 
@@ -92,6 +93,14 @@ enum Command {
     Logs {
         #[command(subcommand)]
         action: LogsAction,
+    },
+    /// Inject a fault into a running lab, list what is in force, heal it:
+    /// `ke2lab fault list` shows the verbs.
+    Fault {
+        #[arg(long)]
+        run: Option<String>,
+        #[command(subcommand)]
+        verb: faults::Verb,
     },
     /// Run a command on a lab host: `ke2lab exec ke2-server1 -- docker node ls`.
     Exec {
@@ -218,6 +227,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<ke2lab::steps::checkout::TreeError>()
             || c.is::<lab::BadRunId>()
             || c.is::<Refused>()
+            || c.is::<faults::BadFault>()
     });
     if bad_input { EXIT_BAD_INPUT } else { 1 }
 }
@@ -242,6 +252,7 @@ impl Command {
             Command::Status { run, .. }
             | Command::Verify { run }
             | Command::Exec { run, .. }
+            | Command::Fault { run, .. }
             | Command::Down { run, .. }
             | Command::Provision { run, .. }
             | Command::Stack { run, .. } => run.as_deref(),
@@ -327,6 +338,7 @@ async fn run(cli: Cli) -> Result<u8> {
             action: LogsAction::Export { run, dir },
         } => logs_export(run, dir).await.map(|()| 0),
         Command::Exec { run, host, cmd } => exec(run, &host, cmd).await.map(|()| 0),
+        Command::Fault { run, verb } => fault(run, verb).await.map(|()| 0),
         Command::Down {
             run,
             all,
@@ -842,6 +854,57 @@ async fn logs_export(run: Option<String>, dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
+/// `ke2lab fault`: the arguments are checked before Docker is asked (bad
+/// input, exit 2), the hosts against the lab's topology before anything is
+/// injected; the record in the run directory is read and written under its
+/// lock.
+async fn fault(run: Option<String>, verb: faults::Verb) -> Result<()> {
+    let request = verb.request()?;
+    if verb == faults::Verb::List {
+        print!("{}", faults::vocabulary());
+        return Ok(());
+    }
+    let run = pick_run(run).await?;
+    let lab = Lab::attach(&run).await?;
+    let mut f = Faults::new(&lab);
+    let _lock = f.lock()?;
+    match (verb, request) {
+        (_, Some(r)) => {
+            let names: Vec<&str> = lab.topology.hosts.iter().map(|h| h.name.as_str()).collect();
+            let r = r.resolve(&names)?;
+            let id = f.apply(&r).await?;
+            println!("fault `{id}` in force on run `{run}` (`ke2lab fault heal {id}` undoes it)");
+        }
+        (faults::Verb::Active { json }, None) => {
+            let active = f.records();
+            if json {
+                let doc = faults::Record::load(&lab.state_dir)?;
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", faults::active_table(&active));
+            }
+        }
+        (faults::Verb::Heal { id: Some(id), .. }, None) => {
+            let a = f.records();
+            let found = faults::Record {
+                active: a,
+                ..Default::default()
+            }
+            .find(&id)?
+            .clone();
+            f.heal(&found.fault).await?;
+            println!("fault `{id}` healed: {}", found.undo);
+        }
+        (faults::Verb::Heal { .. }, None) => {
+            let n = f.records().len();
+            f.undo_all().await?;
+            println!("{n} fault(s) healed on run `{run}`");
+        }
+        (_, None) => unreachable!("every other verb is a request"),
+    }
+    Ok(())
+}
+
 async fn exec(run: Option<String>, host: &str, cmd: Vec<String>) -> Result<()> {
     let run = pick_run(run).await?;
     let lab = Lab::attach(&run).await?;
@@ -907,6 +970,22 @@ async fn down(run: Option<String>, all: bool, stale: bool, yes: bool) -> Result<
         return Ok(());
     }
     let target = pick_run(run).await?;
+    // Faults in force are forgotten, not undone: each lives in the lab's
+    // containers (their network, processes, filesystems) or is a
+    // container's state, and removing the containers ends it.
+    if let Ok(lab) = Lab::attach(&target).await {
+        let gone = Faults::new(&lab).forget_all();
+        if !gone.is_empty() {
+            println!(
+                "{} fault(s) in force end with the hosts: {}",
+                gone.len(),
+                gone.iter()
+                    .map(|a| format!("`{}` {}", a.id, a.what))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
     let removed = lab::reap(&docker, Some(&target)).await?;
     println!(
         "removed {} container(s), {} network(s), {} volume(s) of run `{target}`",
