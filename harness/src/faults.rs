@@ -194,7 +194,9 @@ impl Fault {
             Fault::Lossy { host, table, .. } => {
                 format!("delete the nftables table `{table}` on `{host}`")
             }
-            Fault::Frozen { host, pids, .. } => format!("SIGCONT to {pids:?} on `{host}`"),
+            Fault::Frozen { host, pids, .. } => {
+                format!("SIGCONT to {} on `{host}`", pids_shown(pids))
+            }
             Fault::DiskFilled { host, filler, .. } => format!("remove `{filler}` on `{host}`"),
         }
     }
@@ -948,6 +950,24 @@ pub fn parse_pids(out: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// Pids for people: all of a few, the first three and the count of many
+/// (the record keeps every one).
+pub fn pids_shown(pids: &[u32]) -> String {
+    if pids.len() <= 4 {
+        format!("{pids:?}")
+    } else {
+        format!(
+            "[{}, … {} processes]",
+            pids[..3]
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            pids.len()
+        )
+    }
+}
+
 /// Sends `signal` (`KILL`, `STOP`, `CONT`) to `pids`; with `gone_ok`, a
 /// process that no longer exists is no error (undoing after a reboot).
 pub fn signal_cmd(signal: &str, pids: &[u32], gone_ok: bool) -> Cmd {
@@ -1010,7 +1030,7 @@ pub fn disk_plan(host: &str, dir: &str, df: &Df, leave: u64, id: &str) -> Result
         || df.target.starts_with("/var/lib/docker/")
     {
         bail!(
-            "`disk-full`: `{dir}` on `{host}` is on `{}` ({}), a lab host's {} filesystem, which is this machine's own disk ({} MiB free): filling it would fill the machine; nothing injected (mount a filesystem of the host's own there, e.g. `mount -t tmpfs -o size=256m tmpfs {dir}`)",
+            "`disk-full`: `{dir}` on `{host}` is on `{}` ({}), a lab host's {} filesystem, which is this machine's own disk ({} MiB free): filling it would fill the machine; nothing injected (a filesystem of the host's own mounted there is filled instead: on a lab booted with `up --no-install`, e.g. `mount -t tmpfs -o size=256m tmpfs {dir}` before the install)",
             df.target,
             df.fstype,
             if df.target == "/" {
@@ -1304,7 +1324,11 @@ impl<'a> Faults<'a> {
         };
         self.inject(
             f.clone(),
-            format!("kill-process {} {pids:?} on `{host}`", s.name()),
+            format!(
+                "kill-process {} {} on `{host}`",
+                s.name(),
+                pids_shown(&pids)
+            ),
         );
         signal_cmd("KILL", &pids, false)
             .check(h.as_ref())
@@ -1324,7 +1348,11 @@ impl<'a> Faults<'a> {
         };
         self.inject(
             f.clone(),
-            format!("freeze-process {} {pids:?} on `{host}`", s.name()),
+            format!(
+                "freeze-process {} {} on `{host}`",
+                s.name(),
+                pids_shown(&pids)
+            ),
         );
         signal_cmd("STOP", &pids, false)
             .check(h.as_ref())
@@ -1469,7 +1497,10 @@ impl<'a> Faults<'a> {
                 process,
                 pids,
             } => {
-                self.mend(f, format!("thaw {} {pids:?} on `{host}`", process.name()));
+                self.mend(
+                    f,
+                    format!("thaw {} {} on `{host}`", process.name(), pids_shown(pids)),
+                );
                 signal_cmd("CONT", pids, true)
                     .check(self.lab.host(host)?.as_ref())
                     .await
@@ -2080,6 +2111,8 @@ mod tests {
             .collect();
         assert_eq!(&cont[3..], ["sh", "CONT", "7"]);
         assert_eq!(parse_pids("12\n345\n").unwrap(), vec![12, 345]);
+        assert_eq!(pids_shown(&[1, 2]), "[1, 2]");
+        assert_eq!(pids_shown(&[1, 2, 3, 4, 5, 6]), "[1, 2, 3, … 6 processes]");
         assert!(parse_pids("12 x").is_err());
         let df = df_cmd("/var/glustervol0");
         let df: Vec<&str> = df.argv().collect();
