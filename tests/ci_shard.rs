@@ -1,5 +1,5 @@
 //! `ci/test`'s sharding (`KE2LAB_SHARD=k/n`, `ci/shard-args`): every
-//! scenario lands in exactly one of two shards, the shards together are
+//! scenario lands in exactly one shard of two or of three, the shards together are
 //! the whole tier, and a malformed shard stops `ci/test` with exit 2
 //! before anything runs. Fast tier: it lists tests, it runs none.
 
@@ -30,7 +30,19 @@ fn shard_args(shard: &str) -> (i32, Vec<String>) {
 fn listed(profile: &str, extra: &[String]) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = std::time::Instant::now();
-    let out = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // Cargo gives a test the package's own variables (`CARGO_MANIFEST_DIR`,
+    // `CARGO_PKG_*`, ...) and nextest its `NEXTEST_*`; build scripts that
+    // rerun on them (ring's do) would make this cargo rebuild the whole
+    // workspace under the running tests. It sees the environment the
+    // outer `cargo nextest run` saw.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if injected(&k) {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd
         .current_dir(root())
         .args(["nextest", "list", "--workspace", "--profile", profile])
         .args(["--message-format", "json"])
@@ -65,12 +77,53 @@ fn listed(profile: &str, extra: &[String]) -> BTreeSet<String> {
     set
 }
 
+/// Whether `var` is one cargo or nextest sets for a test process (and
+/// not one a user sets for their build).
+fn injected(var: &str) -> bool {
+    const USERS: [&str; 8] = [
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_",
+        "CARGO_TERM_",
+        "CARGO_NET_",
+        "CARGO_REGISTRIES_",
+        "CARGO_PROFILE_",
+        "CARGO_INCREMENTAL",
+    ];
+    if var.starts_with("CARGO_") {
+        return !USERS.iter().any(|u| var.starts_with(u));
+    }
+    var.starts_with("NEXTEST") || var.starts_with("__NEXTEST") || var == "OUT_DIR"
+}
+
+#[test]
+fn only_the_variables_cargo_and_nextest_inject_are_dropped() {
+    for v in [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_PKG_NAME",
+        "CARGO_CRATE_NAME",
+        "NEXTEST_RUN_ID",
+        "OUT_DIR",
+    ] {
+        assert!(injected(v), "{v}");
+    }
+    for v in [
+        "CARGO",
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_JOBS",
+        "RUSTFLAGS",
+        "PATH",
+    ] {
+        assert!(!injected(v), "{v}");
+    }
+}
+
 #[test]
 fn every_cluster_test_lands_in_exactly_one_shard() {
-    // The scenario tier split two ways (the harness tier takes the same
-    // arguments; each listing runs every test binary, seconds apiece on a
-    // busy machine, so no more are listed).
-    for (profile, filter, shards) in [("scenarios", Vec::<String>::new(), vec![2])] {
+    // The scenario tier split two and three ways (the harness tier takes
+    // the same arguments).
+    for (profile, filter, shards) in [("scenarios", Vec::<String>::new(), vec![2, 3])] {
         let whole = listed(profile, &filter);
         assert!(whole.len() >= 2, "{profile}: only {} test(s)", whole.len());
         for n in shards {
