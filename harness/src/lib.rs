@@ -17,6 +17,7 @@ pub mod measure;
 pub mod overlay;
 pub mod owner;
 pub mod paths;
+pub mod scenario;
 pub mod standin;
 pub mod status;
 pub mod writer;
