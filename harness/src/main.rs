@@ -173,6 +173,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Fault scenarios, as the cluster tier runs them: `scenario list`,
+    /// `scenario run NAME [--topology FILE] [--cycles N] [--keep]`.
+    Scenario {
+        #[command(subcommand)]
+        action: ke2lab_harness::scenario::cli::Action,
+    },
     /// Check a topology file: print its warnings and what it resolves to
     /// (ports and why, quorums and the host failures they tolerate, the
     /// ports to open on each host).
@@ -228,6 +234,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<lab::BadRunId>()
             || c.is::<Refused>()
             || c.is::<faults::BadFault>()
+            || ke2lab_harness::scenario::cli::is_bad_input(c)
     });
     if bad_input { EXIT_BAD_INPUT } else { 1 }
 }
@@ -263,6 +270,7 @@ impl Command {
             | Command::Install { .. }
             | Command::Check { .. }
             | Command::Version
+            | Command::Scenario { .. }
             | Command::Completions { .. } => None,
         }
     }
@@ -407,6 +415,7 @@ async fn run(cli: Cli) -> Result<u8> {
             print!("{}", check(&topology, json)?);
             Ok(0)
         }
+        Command::Scenario { action } => ke2lab_harness::scenario::cli::main(action).await,
         Command::Version => {
             println!("{}", version_line());
             Ok(0)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// min / median / max of a series (the median of an even count is the mean
 /// of the two middle values).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub n: usize,
     pub min: f64,

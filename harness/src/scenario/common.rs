@@ -27,9 +27,15 @@ pub async fn with_lab<T>(
     topology: &Topology,
     f: impl AsyncFnOnce(&mut Lab) -> Result<T>,
 ) -> Result<T> {
-    use futures_util::FutureExt as _;
     let mut lab = Lab::boot(topology, crate::lab::keep_on_failure()).await?;
-    let outcome = std::panic::AssertUnwindSafe(f(&mut lab))
+    let outcome = catching(f(&mut lab)).await;
+    lab.finish(outcome).await
+}
+
+/// `work`'s outcome, a panic in it turned into an error.
+pub async fn catching<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    use futures_util::FutureExt as _;
+    std::panic::AssertUnwindSafe(work)
         .catch_unwind()
         .await
         .unwrap_or_else(|p| {
@@ -39,8 +45,7 @@ pub async fn with_lab<T>(
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a non-text panic".into());
             Err(anyhow::anyhow!("the scenario panicked: {what}"))
-        });
-    lab.finish(outcome).await
+        })
 }
 
 /// The document's example with generated credentials, for the fault
