@@ -1389,3 +1389,19 @@ mod tests {
         );
     }
 }
+
+/// The first SIGINT or SIGTERM this process receives: 130 or 143, the
+/// shell's codes for them (never, where the handlers cannot be installed).
+pub async fn interrupt() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    }
+}

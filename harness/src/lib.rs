@@ -6,6 +6,7 @@
 
 pub mod argv_watch;
 pub mod artifacts;
+pub mod chaos;
 pub mod console;
 pub mod container_host;
 pub mod engine;

@@ -173,6 +173,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// A seeded schedule of faults under SQL and shared-file workloads, then
+    /// a heal and checks over the recorded history: `ke2lab chaos --seed 7
+    /// --duration 120s` (boots its own lab unless `--run`).
+    Chaos(ke2lab_harness::chaos::cli::Args),
     /// Fault scenarios, as the cluster tier runs them: `scenario list`,
     /// `scenario run NAME [--topology FILE] [--cycles N] [--keep]`.
     Scenario {
@@ -235,6 +239,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<Refused>()
             || c.is::<faults::BadFault>()
             || ke2lab_harness::scenario::cli::is_bad_input(c)
+            || ke2lab_harness::chaos::cli::is_bad_input(c)
     });
     if bad_input { EXIT_BAD_INPUT } else { 1 }
 }
@@ -263,6 +268,7 @@ impl Command {
             | Command::Down { run, .. }
             | Command::Provision { run, .. }
             | Command::Stack { run, .. } => run.as_deref(),
+            Command::Chaos(a) => a.run.as_deref(),
             Command::Logs {
                 action: LogsAction::Export { run, .. },
             } => run.as_deref(),
@@ -416,6 +422,7 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Scenario { action } => ke2lab_harness::scenario::cli::main(action).await,
+        Command::Chaos(args) => ke2lab_harness::chaos::cli::main(args).await,
         Command::Version => {
             println!("{}", version_line());
             Ok(0)

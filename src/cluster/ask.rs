@@ -218,6 +218,40 @@ impl Cluster {
         Ok(pg_state(self.topology(), self.hosts()[i].as_ref(), i).await)
     }
 
+    /// The copy host `name` stores of file `rel` (a path under the shared
+    /// directory): its brick's copy for a Gluster volume (what replication
+    /// put on that host's disk, not what the mount shows), the mount's for
+    /// an existing share. `None` when the host has no such file.
+    pub async fn shared_copy_on(
+        &self,
+        name: &str,
+        rel: &str,
+    ) -> Result<Option<Vec<u8>>, ProbeError> {
+        let sd = &self.topology().shared_dir;
+        let root = match sd.kind {
+            crate::topology::SharedDirKind::Gluster => &sd.brick,
+            crate::topology::SharedDirKind::Existing => &sd.path,
+        };
+        let path = format!(
+            "{}/{}",
+            root.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        );
+        // Exit 44 means "absent", so that any other failure stays one.
+        let cmd = Cmd::sh("if [ -e \"$1\" ]; then cat -- \"$1\"; else exit 44; fi")
+            .arg(path.clone())
+            .deadline(PROBE_DEADLINE);
+        let out = self.bounded(name)?.run(&cmd).await?;
+        match out.status {
+            0 => Ok(Some(out.stdout)),
+            44 => Ok(None),
+            _ => Err(ProbeError::Unreachable {
+                what: format!("`{path}` on `{name}`"),
+                detail: out.stderr_lossy(),
+            }),
+        }
+    }
+
     /// Whether host `name`'s kernel has IPVS (loaded or loadable).
     pub async fn has_ipvs_on(&self, name: &str) -> Result<bool, ProbeError> {
         stack::has_ipvs(&self.bounded(name)?).await
