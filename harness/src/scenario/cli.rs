@@ -103,10 +103,6 @@ async fn run(name: &str, file: Option<&PathBuf>, cycles: usize, keep: bool) -> R
         }
     };
     let runs = session.runs();
-    for run in &runs {
-        let dir = evidence_dir(run);
-        eprintln!("evidence of run `{run}`: `{}`", dir.display());
-    }
     let report = outcome?;
     print!("{report}");
     for run in &runs {
@@ -131,7 +127,7 @@ fn write_report(r: &Report, run: &str, keep: bool) -> Result<()> {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot make `{}`", d.display()))?;
         let path = d.join("scenario.json");
         lab::write_private(&path, format!("{}\n", r.to_json()).as_bytes())?;
-        eprintln!("figures in `{}`", path.display());
+        eprintln!("figures of run `{run}` in `{}`", path.display());
     }
     Ok(())
 }
