@@ -218,6 +218,8 @@ pub enum Action {
     Remount,
     /// Writes `/etc/fstab` with the procedure's line exactly once.
     Fstab { body: String },
+    /// `gluster volume heal <vol>`: an index heal of the entries pending.
+    Heal,
 }
 
 /// A mount point as the plan finds it.
@@ -408,6 +410,41 @@ impl Step for Gluster {
                 }
                 if v.state != VolumeState::Started {
                     plan.push(0, format!("start volume `{}`", spec.volume), Action::Start);
+                } else {
+                    // Writes that missed a brick without its connection
+                    // dropping (packet loss, a brick frozen for less than
+                    // the ping timeout) leave entries that the self-heal
+                    // daemon only finds on its periodic crawl
+                    // (`cluster.heal-timeout`, 600 s): found by `ke2lab
+                    // chaos`, a flaky host left the volume unhealthy through
+                    // a re-provision. A reconnect triggers the heal by
+                    // itself; this is the operator's `gluster volume heal`.
+                    match probe::heal_info(first, &spec.volume).await {
+                        Ok(h) if h.total_pending() > 0 => {
+                            let on: Vec<String> = h
+                                .bricks
+                                .iter()
+                                .filter(|b| b.pending.unwrap_or(0) > 0)
+                                .map(|b| format!("{} on `{}`", b.pending.unwrap_or(0), b.host))
+                                .collect();
+                            plan.push(
+                                0,
+                                format!(
+                                    "heal volume `{}` ({} entries pending: {})",
+                                    spec.volume,
+                                    h.total_pending(),
+                                    on.join(", ")
+                                ),
+                                Action::Heal,
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => plan.warnings.push(format!(
+                            "cannot read the heal info of volume `{}` on `{}`: {e}",
+                            spec.volume,
+                            cx.name(0)
+                        )),
+                    }
                 }
             }
         }
@@ -579,6 +616,12 @@ impl Step for Gluster {
             }
             Action::Fstab { body } => {
                 host.write_file("/etc/fstab", body.as_bytes(), 0o644, "root")
+                    .await?;
+            }
+            Action::Heal => {
+                Cmd::new(["gluster", "volume", "heal"])
+                    .arg(spec.volume.clone())
+                    .check(host)
                     .await?;
             }
         }
