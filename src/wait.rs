@@ -35,6 +35,7 @@ where
 {
     let start = Instant::now();
     let mut last;
+    let mut last_seen: Option<String> = None;
     loop {
         // Each probe runs under what is left of the wait (at least a
         // second): a probe that hangs (a frozen peer, a partitioned
@@ -44,8 +45,19 @@ where
             .max(Duration::from_secs(1));
         match tokio::time::timeout(left, probe()).await {
             Ok(Poll::Ready(v)) => return Ok(v),
-            Ok(Poll::NotYet(s)) => last = s,
-            Err(_) => last = format!("the probe did not answer within {}s", left.as_secs()),
+            Ok(Poll::NotYet(s)) => {
+                last_seen = Some(s.clone());
+                last = s;
+            }
+            // What an earlier poll saw stays: the last poll is the one the
+            // deadline cuts, and "did not answer" alone hides the state.
+            Err(_) => {
+                let cut = format!("the probe did not answer within {}s", left.as_secs());
+                last = match last_seen.take() {
+                    Some(prev) => format!("{prev} (then {cut})"),
+                    None => cut,
+                };
+            }
         }
         if start.elapsed() >= timeout {
             return Err(WaitError {
