@@ -396,7 +396,7 @@ mod tests {
             vip: vec!["a".into(), "b".into()],
             ..Default::default()
         };
-        assert_eq!(dual_vip(&[ok.clone()]), None);
+        assert_eq!(dual_vip(std::slice::from_ref(&ok)), None);
         assert!(dual_vip(&[ok, bad]).unwrap().detail.contains("42 ms"));
     }
 
