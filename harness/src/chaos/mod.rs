@@ -384,9 +384,15 @@ async fn heal_all(lab: &Lab, rec: &workload::Recorder) -> Result<()> {
 
 /// How long the cluster may take to converge by itself before the run
 /// repairs it: the watchdog's and Pgpool-II's own reactions (a member
-/// rejoining, a failback) take seconds; a failed-over primary never comes
-/// back by itself.
-const SELF_HEAL: Duration = Duration::from_secs(30);
+/// rejoining, a failback) take seconds; a failed-over primary or a
+/// detached standby never comes back by itself.
+const SELF_HEAL: Duration = Duration::from_secs(15);
+
+/// Repairs tried before convergence counts as failed: a repair started
+/// while Pgpool-II is still failing over may meet a cluster in motion and
+/// fail; the next one starts from where it stopped, as an operator's
+/// re-run would.
+const REPAIRS: usize = 2;
 
 /// Waits for an empty verdict; if the cluster does not get there by
 /// itself within [`SELF_HEAL`], re-provisions it (what an operator does
@@ -399,27 +405,41 @@ async fn converge(
     opts: &Options,
     repairs: &mut usize,
 ) -> Result<u64> {
-    if healthy_within(lab, what, SELF_HEAL).await.is_ok() {
-        let at = rec.ms();
-        rec.push(Event::Converged { t_ms: at });
-        return Ok(at);
+    let deadline = Instant::now() + opts.converge_within;
+    let mut wait = SELF_HEAL.min(opts.converge_within);
+    let mut attempt = 0;
+    loop {
+        let Err(unhealthy) = healthy_within(lab, what, wait).await else {
+            let at = rec.ms();
+            rec.push(Event::Converged { t_ms: at });
+            return Ok(at);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if attempt == REPAIRS || left.is_zero() {
+            return Err(unhealthy);
+        }
+        attempt += 1;
+        let t_ms = rec.ms();
+        *repairs += 1;
+        println!("repair {what}: re-provisioning");
+        let r = lab.install().await;
+        rec.push(Event::Repair {
+            t_ms,
+            end_ms: rec.ms(),
+            changes: r.as_ref().map_or(0, |r| r.changes()),
+            error: r.as_ref().err().map(|e| format!("{e:#}")),
+        });
+        if let Err(e) = &r {
+            println!("repair {what} failed: {e:#}");
+        }
+        wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        if attempt < REPAIRS && r.is_err() {
+            // Straight to the next repair: a failed one converges nothing.
+            wait = Duration::from_secs(1);
+        }
     }
-    let t_ms = rec.ms();
-    *repairs += 1;
-    println!("repair {what}: re-provisioning");
-    let r = lab.install().await;
-    rec.push(Event::Repair {
-        t_ms,
-        end_ms: rec.ms(),
-        changes: r.as_ref().map_or(0, |r| r.changes()),
-        error: r.as_ref().err().map(|e| format!("{e:#}")),
-    });
-    r.with_context(|| format!("the repair {what} failed"))?;
-    let rest = opts.converge_within.saturating_sub(SELF_HEAL);
-    healthy_within(lab, what, rest).await?;
-    let at = rec.ms();
-    rec.push(Event::Converged { t_ms: at });
-    Ok(at)
 }
 
 async fn healthy_within(lab: &Lab, what: &str, timeout: Duration) -> Result<()> {
