@@ -31,7 +31,7 @@ pub struct Args {
     /// but `slow`): stop, pause, kill, kill-process, freeze-process,
     /// partition, flaky, slow.
     #[arg(long, value_parser = kinds)]
-    pub faults: Option<Vec<Kind>>,
+    pub faults: Option<KindList>,
     /// `safe`: one fault at a time on a minority, the cluster converged
     /// before the next; `hard`: up to all hosts but one, no repair before
     /// the end.
@@ -47,6 +47,10 @@ pub struct Args {
     /// Keep the lab this command booted, passed or failed.
     #[arg(long, conflicts_with = "run")]
     pub keep: bool,
+    /// Print the schedule (for the topology, or the lab `--run` names) and
+    /// stop: nothing is booted or injected.
+    #[arg(long)]
+    pub dry_run: bool,
     /// How long the cluster has to converge after the heal.
     #[arg(long, value_parser = duration, default_value = "300s")]
     pub converge_within: Duration,
@@ -60,8 +64,12 @@ fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn kinds(s: &str) -> Result<Vec<Kind>, String> {
-    Kind::parse_list(s)
+/// `--faults`' value: one argument, comma-separated.
+#[derive(Clone, Debug)]
+pub struct KindList(pub Vec<Kind>);
+
+fn kinds(s: &str) -> Result<KindList, String> {
+    Kind::parse_list(s).map(KindList)
 }
 
 /// Bad input of `ke2lab chaos` (exit 2): found before any host is touched.
@@ -93,7 +101,7 @@ fn topology(a: &Args) -> Result<Topology> {
 fn options(a: &Args) -> Options {
     let mut o = Options::new(a.seed, a.duration);
     if let Some(k) = &a.faults {
-        o.kinds = k.clone();
+        o.kinds = k.0.clone();
     }
     o.mode = a.mode;
     o.converge_within = a.converge_within;
@@ -121,6 +129,18 @@ async fn netem_present(lab: &Lab, o: &Options) -> Result<()> {
 /// violated check and the replay command printed).
 pub async fn main(a: Args) -> Result<u8> {
     let o = options(&a);
+    if a.dry_run {
+        let hosts = match &a.run {
+            Some(run) => host_names(&Lab::attach(run).await?.topology),
+            None => host_names(&topology(&a)?),
+        };
+        print!(
+            "{}",
+            o.schedule(&hosts).map_err(anyhow::Error::new)?.table()
+        );
+        println!("replay: {}", o.replay(a.topology.as_deref()));
+        return Ok(0);
+    }
     let mut lab = match &a.run {
         Some(run) => {
             let lab = Lab::attach(run).await?;

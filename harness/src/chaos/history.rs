@@ -188,6 +188,27 @@ pub fn longest_unavailability(history: &[Event]) -> Option<(u64, u64)> {
     Some(worst)
 }
 
+/// For each heal, how long until the cluster next converged (ms); a heal
+/// never followed by convergence is absent.
+pub fn convergence_times(history: &[Event]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut healed: Option<u64> = None;
+    for e in history {
+        match e {
+            Event::Heal { t_ms, .. } => {
+                healed.get_or_insert(*t_ms);
+            }
+            Event::Converged { t_ms } => {
+                if let Some(h) = healed.take() {
+                    out.push(t_ms.saturating_sub(h));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Counts of one kind of attempt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
