@@ -368,7 +368,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 r = work => r?,
                 // The lab was there before: an interrupt stops the work and
                 // leaves it (a re-run repairs what was half done).
-                code = interrupt() => interrupted(code, None).await,
+                code = lab::interrupt() => interrupted(code, None).await,
             };
             lab.write_phases(None)?;
             print!("{}", changes_lines(&report));
@@ -399,7 +399,7 @@ async fn run(cli: Cli) -> Result<u8> {
             };
             let r = tokio::select! {
                 r = work => r,
-                code = interrupt() => interrupted(code, None).await,
+                code = lab::interrupt() => interrupted(code, None).await,
             };
             lab.write_phases(None)?;
             r?;
@@ -622,22 +622,7 @@ async fn up(
     let work = up_work(v, tree, keep, no_install, run.clone(), name, t0);
     tokio::select! {
         r = work => r,
-        code = interrupt() => interrupted(code, if keep { None } else { Some(&run) }).await,
-    }
-}
-
-/// The first SIGINT or SIGTERM: 130 or 143, the shell's codes for them.
-async fn interrupt() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
+        code = lab::interrupt() => interrupted(code, if keep { None } else { Some(&run) }).await,
     }
 }
 
@@ -657,7 +642,7 @@ async fn interrupted(code: i32, remove: Option<&str>) -> ! {
         };
         tokio::select! {
             r = down => if let Err(e) = r { eprintln!("warning: removing run `{run}`: {e:#}") },
-            _ = interrupt() => eprintln!("left run `{run}`; `ke2lab down --stale` removes it"),
+            _ = lab::interrupt() => eprintln!("left run `{run}`; `ke2lab down --stale` removes it"),
         }
     } else {
         eprintln!("interrupted");

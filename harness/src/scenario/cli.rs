@@ -87,7 +87,7 @@ async fn run(name: &str, file: Option<&PathBuf>, cycles: usize, keep: bool) -> R
     let work = s.run(&session, topology, &o);
     let outcome = tokio::select! {
         r = work => r,
-        code = interrupt() => {
+        code = lab::interrupt() => {
             let runs = session.runs();
             if !keep {
                 for run in &runs {
@@ -135,21 +135,6 @@ fn write_report(r: &Report, run: &str, keep: bool) -> Result<()> {
 async fn remove(run: &str) -> Result<()> {
     let docker = lab::connect().await?;
     lab::down_run(&docker, run).await
-}
-
-/// The first SIGINT or SIGTERM: 130 or 143.
-async fn interrupt() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
-    }
 }
 
 /// Whether `e` is a scenario's bad input (exit 2).
