@@ -653,3 +653,61 @@ pub fn summary_table(s: &Summary) -> String {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_names_what_differs_from_the_defaults() {
+        let mut o = Options::new(7, Duration::from_secs(120));
+        assert_eq!(
+            o.replay(None),
+            "ke2lab chaos --seed 7 --duration 2m --mode safe"
+        );
+        o.kinds = vec![Kind::Stop, Kind::Partition];
+        o.mode = Mode::Hard;
+        assert_eq!(
+            o.replay(Some(Path::new("customer.toml"))),
+            "ke2lab chaos --seed 7 --duration 2m --mode hard --faults stop,partition --topology customer.toml"
+        );
+    }
+
+    #[test]
+    fn the_summary_table() {
+        let s = Summary {
+            run: "r1a2b3c".into(),
+            seed: 7,
+            mode: Mode::Safe,
+            synchronous: true,
+            steps: 3,
+            faults_injected: 3,
+            planned_s: 54.0,
+            wall_s: 403.2,
+            repairs: 3,
+            writes: history::Tally {
+                attempted: 30212,
+                ok: 30185,
+            },
+            lost: 0,
+            reads: history::Tally {
+                attempted: 683,
+                ok: 679,
+            },
+            appends: history::Tally {
+                attempted: 1525,
+                ok: 1354,
+            },
+            longest_unavailability_s: 17.4,
+            converge_s: Some(61.2),
+            samples: 179,
+            max_vip_holders: 1,
+            max_primaries: 2,
+            violations: vec![Violation {
+                check: "the VIP is never on two hosts".into(),
+                detail: "at 4200 ms the VIP was on ke2-server1 and ke2-server2".into(),
+            }],
+        };
+        insta::assert_snapshot!(summary_table(&s));
+    }
+}
