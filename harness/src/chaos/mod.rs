@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ke2lab::cluster::DbUser;
 use ke2lab::cluster::pgpool::{Decision, decide};
-use ke2lab::wait::{Poll, wait_for};
+use ke2lab::wait::{Poll, wait_for, wait_for_every};
 use serde::Serialize;
 
 use crate::Lab;
@@ -447,19 +447,29 @@ async fn converge(
     }
 }
 
+/// The pause between two verdicts: each is a whole snapshot (dozens of
+/// commands on every host), and polling it back to back would load the
+/// machine the cluster runs on.
+const VERDICT_EVERY: Duration = Duration::from_secs(2);
+
 async fn healthy_within(lab: &Lab, what: &str, timeout: Duration) -> Result<()> {
-    wait_for(&format!("an empty verdict {what}"), timeout, || async {
-        match lab.verdict().await {
-            Ok(v) if v.is_empty() => Poll::Ready(()),
-            Ok(v) => Poll::NotYet(
-                v.iter()
-                    .map(|f| f.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            Err(e) => Poll::NotYet(format!("{e:#}")),
-        }
-    })
+    wait_for_every(
+        &format!("an empty verdict {what}"),
+        timeout,
+        VERDICT_EVERY,
+        || async {
+            match lab.verdict().await {
+                Ok(v) if v.is_empty() => Poll::Ready(()),
+                Ok(v) => Poll::NotYet(
+                    v.iter()
+                        .map(|f| f.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Err(e) => Poll::NotYet(format!("{e:#}")),
+            }
+        },
+    )
     .await?;
     Ok(())
 }

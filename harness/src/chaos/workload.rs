@@ -22,6 +22,10 @@ pub const SHARED_DIR: &str = "ke2lab-chaos";
 
 /// How long one SQL attempt (connecting included) may take.
 const SQL_DEADLINE: Duration = Duration::from_secs(3);
+/// The appenders' pace: each append is a command on the host (an exec
+/// through the engine), and a faster pace loads a 2-core machine enough
+/// to slow the cluster it measures.
+const APPEND_EVERY: Duration = Duration::from_secs(1);
 /// How long one append may take.
 const APPEND_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -313,7 +317,7 @@ async fn reader(
 }
 
 /// Appends numbered lines to its host's file on the shared directory,
-/// through that host's own mount, every 200 ms.
+/// through that host's own mount, every [`APPEND_EVERY`].
 async fn appender(host: Arc<dyn Host>, path: String, rec: Recorder, stop: Arc<AtomicBool>) {
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
@@ -333,7 +337,7 @@ async fn appender(host: Arc<dyn Host>, path: String, rec: Recorder, stop: Arc<At
             ok,
         });
         n += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(APPEND_EVERY).await;
     }
 }
 
