@@ -13,7 +13,7 @@ use super::{Cx, Plan, Planned, Step, StepError, each_host};
 use crate::host::{Cmd, Host};
 use crate::platform::Platform;
 use crate::probe::gluster::{self as probe, GLUSTER_FSTYPE, PeerState, PoolSummary, VolumeState};
-use crate::wait::{Poll, wait_for};
+use crate::wait::{Poll, wait_for, wait_for_every};
 
 /// The volume option the lab tunes (`shared_dir.ping_timeout`).
 pub const PING_TIMEOUT: &str = "network.ping-timeout";
@@ -221,6 +221,10 @@ pub enum Action {
     /// `gluster volume heal <vol>`: an index heal of the entries pending.
     Heal,
 }
+
+/// How long glusterd may refuse an index heal while the self-heal daemons
+/// attach.
+const HEAL_ACCEPTED: Duration = Duration::from_secs(60);
 
 /// A mount point as the plan finds it.
 enum MountState {
@@ -619,10 +623,25 @@ impl Step for Gluster {
                     .await?;
             }
             Action::Heal => {
-                Cmd::new(["gluster", "volume", "heal"])
-                    .arg(spec.volume.clone())
-                    .check(host)
-                    .await?;
+                // glusterd refuses the heal (`brick op 'Heal' failed`) until
+                // every self-heal daemon is attached, which comes seconds
+                // after a returning host's glusterd (the node-loss scenario
+                // met it): the request is retried under a deadline.
+                let heal = Cmd::new(["gluster", "volume", "heal"]).arg(spec.volume.clone());
+                wait_for_every(
+                    &format!("`gluster volume heal {}` to be accepted", spec.volume),
+                    HEAL_ACCEPTED,
+                    Duration::from_secs(2),
+                    || async {
+                        match host.run(&heal).await {
+                            Ok(o) if o.success() => Poll::Ready(()),
+                            Ok(o) => Poll::NotYet(o.stderr_lossy().trim().to_string()),
+                            Err(e) => Poll::NotYet(e.to_string()),
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| state_err("gluster", cx, item.host, e.to_string()))?;
             }
         }
         Ok(())
@@ -715,6 +734,38 @@ mod tests {
                 lines.join("\n")
             );
         }
+    }
+
+    /// glusterd refuses an index heal until the self-heal daemons attach
+    /// (a host just back): the heal is asked again until it is accepted.
+    #[tokio::test]
+    async fn a_refused_heal_is_asked_again() {
+        let t = crate::topology::Topology::fixture("three-node")
+            .unwrap()
+            .topology;
+        let rec = Recorder::new();
+        rec.rule(Rule::on(
+            "ke2-server1",
+            "gluster volume heal gvol0",
+            vec![
+                Output::fail(1, "Glusterd Syncop Mgmt brick op 'Heal' failed"),
+                Output::ok("Launching heal operation to perform index self heal on volume gvol0 has been successful"),
+            ],
+        ));
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(&t, &hosts);
+        let item = Planned {
+            host: 0,
+            summary: "heal".into(),
+            action: Action::Heal,
+        };
+        Gluster::default().apply(&cx, &item).await.unwrap();
+        let heals = rec
+            .transcript()
+            .lines()
+            .filter(|l| l.ends_with("$ gluster volume heal gvol0"))
+            .count();
+        assert_eq!(heals, 2, "{}", rec.transcript());
     }
 
     const LINE: &str = "localhost:/gvol0 /mnt/gluster glusterfs _netdev,defaults 0 0";
