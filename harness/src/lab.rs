@@ -1309,6 +1309,37 @@ impl Lab {
     }
 }
 
+/// The first SIGINT or SIGTERM this process receives: 130 or 143, the
+/// shell's codes for them (never, where the handlers cannot be installed).
+pub async fn interrupt() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    }
+}
+
+/// A topology file, validated as `ke2lab up --topology` validates it: a
+/// read error names the path itself, any other gets it as context (both
+/// bad input, exit 2); the warnings are printed once.
+pub fn load_topology(p: &std::path::Path) -> Result<ke2lab::topology::Validated> {
+    use ke2lab::topology::TopologyError;
+    let v = Topology::load(p).map_err(|e| match e {
+        TopologyError::Read { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("topology `{}`", p.display())),
+    })?;
+    for w in &v.warnings {
+        crate::console::warn(&w.to_string());
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1387,21 +1418,5 @@ mod tests {
             subnet_candidates(24, "ra")[0],
             subnet_candidates(24, "rb")[0]
         );
-    }
-}
-
-/// The first SIGINT or SIGTERM this process receives: 130 or 143, the
-/// shell's codes for them (never, where the handlers cannot be installed).
-pub async fn interrupt() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
     }
 }

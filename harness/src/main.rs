@@ -305,18 +305,17 @@ fn detail_level(var: Option<&str>) -> tracing::Level {
 }
 
 fn load_topology(path: Option<&PathBuf>) -> Result<Validated> {
-    let v = match path {
-        // A read error names the path itself; any other gets it as context.
-        Some(p) => Topology::load(p).map_err(|e| match e {
-            TopologyError::Read { .. } => anyhow::Error::new(e),
-            e => anyhow::Error::new(e).context(format!("topology `{}`", p.display())),
-        })?,
-        None => Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))?,
-    };
-    for w in &v.warnings {
-        console::warn(&w.to_string());
+    match path {
+        Some(p) => lab::load_topology(p),
+        None => {
+            let v =
+                Topology::from_toml_str(include_str!("../../fixtures/topologies/three-node.toml"))?;
+            for w in &v.warnings {
+                console::warn(&w.to_string());
+            }
+            Ok(v)
+        }
     }
-    Ok(v)
 }
 
 /// The command's exit code on success (0, or what `verify` and `--check`

@@ -218,6 +218,20 @@ impl Cluster {
         Ok(pg_state(self.topology(), self.hosts()[i].as_ref(), i).await)
     }
 
+    /// The application's connection: through the VIP to Pgpool-II, as
+    /// `kompira`, to the topology's database (what Kompira and the
+    /// scenarios' writers use).
+    pub async fn app_client(&self) -> Result<tokio_postgres::Client, ProbeError> {
+        let t = self.topology();
+        self.sql_client(
+            t.network.vip,
+            t.ports.pgpool,
+            DbUser::Kompira,
+            &t.postgres.database,
+        )
+        .await
+    }
+
     /// The copy host `name` stores of file `rel` (a path under the shared
     /// directory): its brick's copy for a Gluster volume (what replication
     /// put on that host's disk, not what the mount shows), the mount's for

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use ke2lab::topology::{Topology, TopologyError};
+use ke2lab::topology::Topology;
 
 use super::schedule::{BadSchedule, Kind, Mode};
 use super::{Options, summary_table};
@@ -80,16 +80,7 @@ pub fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
 /// The lab's topology: the file's, or the fault scenarios' default.
 fn topology(a: &Args) -> Result<Topology> {
     let mut t = match &a.topology {
-        Some(p) => {
-            let v = Topology::load(p).map_err(|e| match e {
-                TopologyError::Read { .. } => anyhow::Error::new(e),
-                e => anyhow::Error::new(e).context(format!("topology `{}`", p.display())),
-            })?;
-            for w in &v.warnings {
-                crate::console::warn(&w.to_string());
-            }
-            v.topology
-        }
+        Some(p) => crate::lab::load_topology(p)?.topology,
         None => crate::scenario::common::fault_topology()?,
     };
     if a.synchronous {

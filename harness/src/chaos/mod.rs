@@ -19,14 +19,12 @@ pub mod history;
 pub mod schedule;
 pub mod workload;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ke2lab::cluster::DbUser;
 use ke2lab::cluster::pgpool::{Decision, decide};
 use ke2lab::wait::{Poll, wait_for, wait_for_every};
 use serde::Serialize;
@@ -218,7 +216,7 @@ pub async fn run(lab: &mut Lab, opts: &Options, replay: String) -> Result<Outcom
     });
 
     // The history's checks.
-    let present = present_ids(lab).await;
+    let present = crate::scenario::common::ids_in(lab, workload::TABLE).await;
     let lost = match &present {
         Ok(p) => history::lost(&events, p),
         Err(e) => {
@@ -393,16 +391,23 @@ async fn heal_all(lab: &Lab, rec: &workload::Recorder) -> Result<()> {
 /// detached standby never comes back by itself.
 const SELF_HEAL: Duration = Duration::from_secs(15);
 
-/// Repairs tried before convergence counts as failed: a repair started
-/// while Pgpool-II is still failing over may meet a cluster in motion and
-/// fail; the next one starts from where it stopped, as an operator's
+/// Repairs tried before convergence counts as failed. A repair that meets
+/// the cluster still in motion (Pgpool-II failing over, a swarm manager
+/// re-electing after a partition: the swarm step refuses until a Raft
+/// leader is reachable) fails or leaves work behind; the next one, after
+/// another [`SELF_HEAL`], starts from where it stopped, as an operator's
 /// re-run would.
-const REPAIRS: usize = 2;
+const REPAIRS: usize = 3;
+
+/// How long a successful repair's result may take to show in the verdict
+/// (Gluster's self-heal, Pgpool-II's status) before the next repair.
+const SETTLE: Duration = Duration::from_secs(90);
 
 /// Waits for an empty verdict; if the cluster does not get there by
 /// itself within [`SELF_HEAL`], re-provisions it (what an operator does
 /// after a failover: the old primary rebuilt by online recovery) and waits
-/// again. Returns when it converged (ms of the run).
+/// again, up to [`REPAIRS`] times within `converge_within`. Returns when it
+/// converged (ms of the run).
 async fn converge(
     lab: &mut Lab,
     rec: &workload::Recorder,
@@ -411,6 +416,11 @@ async fn converge(
     repairs: &mut usize,
 ) -> Result<u64> {
     let deadline = Instant::now() + opts.converge_within;
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+    };
     let mut wait = SELF_HEAL.min(opts.converge_within);
     let mut attempt = 0;
     loop {
@@ -419,8 +429,7 @@ async fn converge(
             rec.push(Event::Converged { t_ms: at });
             return Ok(at);
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if attempt == REPAIRS || left.is_zero() {
+        if attempt == REPAIRS || Instant::now() >= deadline {
             return Err(unhealthy);
         }
         attempt += 1;
@@ -434,16 +443,14 @@ async fn converge(
             changes: r.as_ref().map_or(0, |r| r.changes()),
             error: r.as_ref().err().map(|e| format!("{e:#}")),
         });
-        if let Err(e) = &r {
-            println!("repair {what} failed: {e:#}");
-        }
-        wait = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1));
-        if attempt < REPAIRS && r.is_err() {
-            // Straight to the next repair: a failed one converges nothing.
-            wait = Duration::from_secs(1);
-        }
+        wait = match &r {
+            Ok(_) if attempt == REPAIRS => left(),
+            Ok(_) => SETTLE.min(left()),
+            Err(e) => {
+                println!("repair {what} failed: {e:#}");
+                SELF_HEAL.min(left())
+            }
+        };
     }
 }
 
@@ -472,25 +479,6 @@ async fn healthy_within(lab: &Lab, what: &str, timeout: Duration) -> Result<()> 
     )
     .await?;
     Ok(())
-}
-
-/// The ids the table holds, read through the VIP.
-async fn present_ids(lab: &Lab) -> Result<BTreeSet<i64>> {
-    let t = &lab.topology;
-    let c = lab
-        .cluster()
-        .sql_client(
-            t.network.vip,
-            t.ports.pgpool,
-            DbUser::Kompira,
-            &t.postgres.database,
-        )
-        .await?;
-    Ok(c.query(&format!("SELECT id FROM {}", workload::TABLE), &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
 }
 
 /// Every appender's file: the same bytes on every host's brick, every

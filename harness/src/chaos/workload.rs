@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ke2lab::cluster::Cluster;
 use ke2lab::cluster::pgpool::PgState;
-use ke2lab::cluster::{Cluster, DbUser};
 use ke2lab::host::{Cmd, Host};
 use tokio::task::JoinHandle;
 
@@ -100,16 +100,7 @@ pub struct Plan {
 /// Creates the table and the appenders' directory, then starts every
 /// client and the sampler.
 pub async fn start(plan: Plan, rec: &Recorder) -> anyhow::Result<Workloads> {
-    let t = plan.cluster.topology().clone();
-    let c = plan
-        .cluster
-        .sql_client(
-            t.network.vip,
-            t.ports.pgpool,
-            DbUser::Kompira,
-            &t.postgres.database,
-        )
-        .await?;
+    let c = plan.cluster.app_client().await?;
     c.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, client int, at timestamptz DEFAULT now())"
     ))
@@ -197,7 +188,6 @@ async fn writer(
     rec: Recorder,
     stop: Arc<AtomicBool>,
 ) {
-    let t = cluster.topology().clone();
     let mut conn: Option<tokio_postgres::Client> = None;
     let sql = format!(
         "INSERT INTO {TABLE} (id, client) VALUES ($1, $2) RETURNING host(inet_server_addr())"
@@ -207,17 +197,7 @@ async fn writer(
         let t_ms = rec.ms();
         let attempt = tokio::time::timeout(SQL_DEADLINE, async {
             if conn.is_none() {
-                conn = Some(
-                    cluster
-                        .sql_client(
-                            t.network.vip,
-                            t.ports.pgpool,
-                            DbUser::Kompira,
-                            &t.postgres.database,
-                        )
-                        .await
-                        .map_err(brief)?,
-                );
+                conn = Some(cluster.app_client().await.map_err(brief)?);
             }
             let c = conn.as_ref().expect("connected above");
             let row = c
@@ -265,24 +245,13 @@ async fn reader(
     rec: Recorder,
     stop: Arc<AtomicBool>,
 ) {
-    let t = cluster.topology().clone();
     let mut conn: Option<tokio_postgres::Client> = None;
     let sql = format!("SELECT count(*), host(inet_server_addr()) FROM {TABLE}");
     while !stop.load(Ordering::SeqCst) {
         let t_ms = rec.ms();
         let attempt = tokio::time::timeout(SQL_DEADLINE, async {
             if conn.is_none() {
-                conn = Some(
-                    cluster
-                        .sql_client(
-                            t.network.vip,
-                            t.ports.pgpool,
-                            DbUser::Kompira,
-                            &t.postgres.database,
-                        )
-                        .await
-                        .map_err(brief)?,
-                );
+                conn = Some(cluster.app_client().await.map_err(brief)?);
             }
             let row = conn
                 .as_ref()

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ke2lab::topology::{Topology, TopologyError};
+use ke2lab::topology::Topology;
 
 use super::{BadScenario, Options, Report, Session, find};
 use crate::lab;
@@ -63,16 +63,7 @@ pub async fn main(action: Action) -> Result<u8> {
 pub fn topology_for(name: &str, file: Option<&PathBuf>) -> Result<Topology> {
     let s = find(name)?;
     let base = match file {
-        Some(p) => {
-            let v = Topology::load(p).map_err(|e| match e {
-                TopologyError::Read { .. } => anyhow::Error::new(e),
-                e => anyhow::Error::new(e).context(format!("topology `{}`", p.display())),
-            })?;
-            for w in &v.warnings {
-                crate::console::warn(&w.to_string());
-            }
-            v.topology
-        }
+        Some(p) => lab::load_topology(p)?.topology,
         None => s.base_topology()?,
     };
     s.topology(base)

@@ -9,7 +9,6 @@ use crate::Lab;
 use crate::faults::{Faults, Service};
 use crate::writer::{TABLE, Target};
 use anyhow::{Context, Result};
-use ke2lab::cluster::DbUser;
 use ke2lab::cluster::pgpool::{Decision, decide};
 use ke2lab::host::Cmd;
 use ke2lab::probe::pgpool::{LIFECHECK_STARTED, PoolNode, PoolSummary};
@@ -147,25 +146,20 @@ pub fn writer_target(lab: &Lab) -> Result<Target> {
     })
 }
 
-/// Which of `acked` the database (through the VIP, as the writer's
-/// `kompira`) no longer has.
-pub async fn missing(lab: &Lab, acked: &[i64]) -> Result<Vec<i64>> {
-    let t = &lab.topology;
-    let c = lab
-        .cluster()
-        .sql_client(
-            t.network.vip,
-            t.ports.pgpool,
-            DbUser::Kompira,
-            &t.postgres.database,
-        )
-        .await?;
-    let present: BTreeSet<i64> = c
-        .query(&format!("SELECT id FROM {TABLE}"), &[])
+/// The ids table `table` holds, read through the VIP as `kompira`.
+pub async fn ids_in(lab: &Lab, table: &str) -> Result<BTreeSet<i64>> {
+    let c = lab.cluster().app_client().await?;
+    Ok(c.query(&format!("SELECT id FROM {table}"), &[])
         .await?
         .iter()
         .map(|r| r.get(0))
-        .collect();
+        .collect())
+}
+
+/// Which of `acked` the database (through the VIP, as the writer's
+/// `kompira`) no longer has.
+pub async fn missing(lab: &Lab, acked: &[i64]) -> Result<Vec<i64>> {
+    let present = ids_in(lab, TABLE).await?;
     Ok(acked
         .iter()
         .copied()
