@@ -6,29 +6,10 @@
 //! as far as booting a lab would fail otherwise (exit 1), and the state
 //! directory stays empty (no run, no container). Fast tier.
 
-use std::process::Command;
-
 use anyhow::{Result, ensure};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ke2lab");
-
-fn ke2lab(args: &[&str]) -> Result<(Option<i32>, String, String)> {
-    let home = tempfile::tempdir()?;
-    let out = Command::new(BIN)
-        .args(args)
-        .env("KE2LAB_HOME", home.path())
-        .env("DOCKER_HOST", "unix:///nonexistent/ke2lab-test/docker.sock")
-        .output()?;
-    ensure!(
-        std::fs::read_dir(home.path())?.next().is_none(),
-        "`{args:?}` wrote into the state directory"
-    );
-    Ok((
-        out.status.code(),
-        String::from_utf8(out.stdout)?,
-        String::from_utf8(out.stderr)?,
-    ))
-}
+mod offline;
+use offline::ke2lab;
 
 #[test]
 fn scenario_list_prints_one_line_each_in_registry_order() -> Result<()> {
