@@ -179,6 +179,16 @@ pub async fn main(a: Args) -> Result<u8> {
         }
     };
     let outcome = match result {
+        // On a lab named by `--run` the schedule came from that lab's
+        // hosts: the replay boots a lab from its topology, as exported
+        // with the run's logs (a lab's own addresses are remapped again).
+        Ok(mut out) if !booted => {
+            let t = out.dir.join("logs").join("topology.toml");
+            if t.is_file() {
+                out.replay = o.replay(Some(&t));
+            }
+            out
+        }
         Ok(o) => o,
         Err(e) => {
             eprintln!("replay: {replay}");
