@@ -222,6 +222,26 @@ pub enum Action {
     Heal,
 }
 
+/// How long an entry must stay in `heal info` to count as pending: a file
+/// written in the last second is listed too (AFR keeps its changelog
+/// marked until the delayed post-op), and a re-provision right after
+/// writes must not count a heal it does not need.
+const PENDING_FOR: Duration = Duration::from_secs(3);
+
+/// `heal info` of `volume`, asked again after [`PENDING_FOR`] when it lists
+/// entries: the second answer is the one that counts.
+async fn pending_heal(
+    host: &dyn Host,
+    volume: &str,
+) -> Result<probe::HealInfo, crate::probe::ProbeError> {
+    let first = probe::heal_info(host, volume).await?;
+    if first.total_pending() == 0 {
+        return Ok(first);
+    }
+    tokio::time::sleep(PENDING_FOR).await;
+    probe::heal_info(host, volume).await
+}
+
 /// How long glusterd may refuse an index heal while the self-heal daemons
 /// attach.
 const HEAL_ACCEPTED: Duration = Duration::from_secs(60);
@@ -423,7 +443,7 @@ impl Step for Gluster {
                     // chaos`, a flaky host left the volume unhealthy through
                     // a re-provision. A reconnect triggers the heal by
                     // itself; this is the operator's `gluster volume heal`.
-                    match probe::heal_info(first, &spec.volume).await {
+                    match pending_heal(first, &spec.volume).await {
                         Ok(h) if h.total_pending() > 0 => {
                             let on: Vec<String> = h
                                 .bricks
