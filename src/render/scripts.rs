@@ -89,6 +89,7 @@ pub fn follow_primary_sh(p: &ScriptParams) -> String {
     s.push_str(PG_RUNNING_FN);
     s.push_str(&pg_start_stop_fns(p.layout));
     s.push_str(STANDBY_FNS);
+    s.push_str(STREAMING_FN);
     s.push_str(FOLLOW_FN);
     s.push_str(FOLLOW_MAIN);
     s
@@ -177,12 +178,19 @@ pub fn pgpool_remote_start(p: &ScriptParams) -> String {
         &p.layout.in_pgdata("pgpool_remote_start"),
         "online recovery after recovery_1st_stage (through pgpool_remote_start() in the primary's backend)",
         "pgpool_remote_start DEST_NODE_HOST DEST_NODE_PGDATA",
-        &["Starts PostgreSQL on DEST_NODE_HOST over ssh unless it already runs."],
+        &[
+            "Starts PostgreSQL on DEST_NODE_HOST over ssh unless it already runs,",
+            "then waits until it streams from the primary. No replication slot",
+            "holds the primary's WAL for it, so it must stream before the next",
+            "recovery's pg_basebackup (a fast checkpoint, then a segment switch)",
+            "lets the primary recycle the segment it starts from.",
+        ],
     );
-    s.push_str(&settings(p, "pgpool_remote_start", &pg_vars(p)));
+    s.push_str(&settings(p, "pgpool_remote_start", &remote_start_vars(p)));
     s.push_str(ON_HOST_FN);
     s.push_str(PG_RUNNING_FN);
     s.push_str(&pg_start_stop_fns(p.layout));
+    s.push_str(STREAMING_FN);
     s.push_str(REMOTE_START_MAIN);
     s
 }
@@ -256,6 +264,17 @@ fn pg_vars(p: &ScriptParams) -> Vec<Var> {
         Var::plain("PG_BIN", p.layout.pg_bin),
         Var::plain("DEFAULT_PGDATA", p.layout.pgdata),
     ]
+}
+
+/// [`pg_vars`] and what waiting for a started standby to stream needs.
+fn remote_start_vars(p: &ScriptParams) -> Vec<Var> {
+    let mut vars = pg_vars(p);
+    vars.extend([
+        Var::plain("DEFAULT_PORT", p.topology.ports.postgres.to_string()),
+        Var::plain("SOCKET_DIR", p.layout.socket_dir),
+        Var::plain("STREAM_WAIT", STREAM_WAIT_SECS.to_string()),
+    ]);
+    vars
 }
 
 /// [`pg_vars`] and what building a standby needs besides.
@@ -476,7 +495,9 @@ remote_standby_conf() {
     touch "$pgdata/standby.signal"
 }
 
-# remote_wait_streaming PORT: waits until the local standby streams.
+"##;
+
+const STREAMING_FN: &str = r##"# remote_wait_streaming PORT: waits until the local standby streams.
 remote_wait_streaming() {
     local port="$1" i status
     for ((i = 0; i < STREAM_WAIT; i++)); do
@@ -698,7 +719,11 @@ if ! on_host "$DEST_NODE_HOST" remote_pg_start "$DEST_NODE_PGDATA"; then
     log "ERROR: starting PostgreSQL on $DEST_NODE_HOST failed"
     exit 1
 fi
-log "end: PostgreSQL runs on $DEST_NODE_HOST"
+if ! on_host "$DEST_NODE_HOST" remote_wait_streaming "$DEFAULT_PORT"; then
+    log "ERROR: PostgreSQL on $DEST_NODE_HOST runs but does not stream"
+    exit 1
+fi
+log "end: PostgreSQL runs on $DEST_NODE_HOST and streams"
 exit 0
 "##;
 
@@ -1261,6 +1286,18 @@ exec bash "$@"
                 .trim_end()
                 .ends_with(&format!("remote_pg_start {PGDATA}"))
         );
+        // Then it waits there for the standby to stream, on the topology's
+        // port (the socket's name carries it).
+        assert_eq!(r.calls.len(), 2, "{:?}", r.calls);
+        assert!(r.calls[1].ends_with("postgres@ke2-server2 bash -s"));
+        assert!(
+            r.payloads[1]
+                .trim_end()
+                .ends_with("remote_wait_streaming 5432"),
+            "{}",
+            r.payloads[1]
+        );
+        assert!(r.stdout.contains("streams"), "{}", r.stdout);
         let r = run(&debian(pgpool_remote_start), &["ke2-server2", PGDATA], 1);
         assert_eq!(r.status, 1);
         let r = run(&debian(pgpool_remote_start), &[], 0);
