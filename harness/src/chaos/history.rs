@@ -54,6 +54,13 @@ pub enum Event {
         step: usize,
         what: String,
     },
+    /// A service of rebooted host `host` failed to start, as a unit fails
+    /// on a real boot (the boot goes on; convergence judges the state).
+    UnitFailed {
+        t_ms: u64,
+        host: String,
+        error: String,
+    },
     /// A re-provision between steps (safe mode) or after the heal.
     Repair {
         t_ms: u64,

@@ -319,7 +319,7 @@ async fn run_steps(
             step.hold_ms as f64 / 1000.0
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        heal_ids(lab, &ids)
+        heal_ids(lab, rec, &ids)
             .await
             .with_context(|| format!("step {n}: cannot heal `{}`", step.fault))?;
         rec.push(Event::Heal {
@@ -339,7 +339,7 @@ async fn run_steps(
 /// Heals the faults `ids` put in force. A stopped host comes back as a
 /// rebooted machine would: its engine by the boot script, then glusterd,
 /// PostgreSQL and Pgpool-II, as their units would start.
-async fn heal_ids(lab: &Lab, ids: &[String]) -> Result<()> {
+async fn heal_ids(lab: &Lab, rec: &workload::Recorder, ids: &[String]) -> Result<()> {
     let records = Faults::new(lab).records();
     for id in ids {
         let Some(a) = records.iter().find(|a| &a.id == id) else {
@@ -347,7 +347,16 @@ async fn heal_ids(lab: &Lab, ids: &[String]) -> Result<()> {
             continue;
         };
         match &a.fault {
-            Fault::Stopped(h) => crate::scenario::common::reboot(lab, h).await?,
+            Fault::Stopped(h) => {
+                for error in crate::scenario::common::reboot(lab, h).await? {
+                    println!("reboot of `{h}`: {error}");
+                    rec.push(Event::UnitFailed {
+                        t_ms: rec.ms(),
+                        host: h.clone(),
+                        error,
+                    });
+                }
+            }
             f => Faults::new(lab).heal(f).await?,
         }
     }
@@ -366,7 +375,7 @@ async fn heal_all(lab: &Lab, rec: &workload::Recorder) -> Result<()> {
     }
     let mut errors = Vec::new();
     for id in &ids {
-        if let Err(e) = heal_ids(lab, std::slice::from_ref(id)).await {
+        if let Err(e) = heal_ids(lab, rec, std::slice::from_ref(id)).await {
             errors.push(format!("{e:#}"));
         }
     }

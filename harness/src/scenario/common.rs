@@ -169,7 +169,16 @@ pub async fn missing(lab: &Lab, acked: &[i64]) -> Result<Vec<i64>> {
 
 /// Starts a stopped host and its services as its init would on a reboot:
 /// the engine (by the boot script), then glusterd, PostgreSQL, Pgpool-II.
-pub async fn reboot(lab: &Lab, host: &str) -> Result<()> {
+///
+/// A service that fails to start is what a failed unit is on a real boot:
+/// logged, and the next one starts anyway. It happens for real: Pgpool-II's
+/// `follow_primary.sh`, run for the returning old primary when the failover
+/// reaches it just as it boots, stops its PostgreSQL for `pg_rewind` under
+/// `pg_ctlcluster start`'s readiness probes, which then report a failed
+/// start of a server that runs again, as a standby, seconds later. The
+/// failures are returned (`unit`: error) and recorded in the lab's events;
+/// the state they leave is for the caller's convergence check to judge.
+pub async fn reboot(lab: &Lab, host: &str) -> Result<Vec<String>> {
     let mut f = Faults::new(lab);
     f.start(host).await?;
     let h = lab.host(host)?;
@@ -185,10 +194,16 @@ pub async fn reboot(lab: &Lab, host: &str) -> Result<()> {
         },
     )
     .await?;
+    let mut failed = Vec::new();
     for s in [Service::Glusterd, Service::Postgres, Service::Pgpool] {
-        f.start_service(host, s).await?;
+        if let Err(e) = f.start_service(host, s).await {
+            let e = format!("{e:#}");
+            lab.events
+                .record(format!("reboot of `{host}`: a unit failed to start: {e}"));
+            failed.push(format!("{s:?}: {e}"));
+        }
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// The hosts holding the VIP, polled until exactly one does.
