@@ -98,6 +98,8 @@ pub struct Summary {
     pub planned_s: f64,
     pub wall_s: f64,
     pub repairs: usize,
+    /// Services of rebooted hosts that failed to start (failed units).
+    pub units_failed: usize,
     pub writes: history::Tally,
     pub lost: usize,
     pub reads: history::Tally,
@@ -258,6 +260,10 @@ pub async fn run(lab: &mut Lab, opts: &Options, replay: String) -> Result<Outcom
         planned_s: schedule.planned().as_secs_f64(),
         wall_s: wall.elapsed().as_secs_f64(),
         repairs,
+        units_failed: events
+            .iter()
+            .filter(|e| matches!(e, Event::UnitFailed { .. }))
+            .count(),
         writes: history::writes(&events),
         lost: lost.len(),
         reads: history::reads(&events),
@@ -609,8 +615,8 @@ pub fn summary_table(s: &Summary) -> String {
         (
             "time",
             format!(
-                "{:.0} s planned, {:.0} s in all, {} repairs",
-                s.planned_s, s.wall_s, s.repairs
+                "{:.0} s planned, {:.0} s in all, {} repairs, {} failed units on reboots",
+                s.planned_s, s.wall_s, s.repairs, s.units_failed
             ),
         ),
         (
@@ -692,6 +698,7 @@ mod tests {
             planned_s: 54.0,
             wall_s: 403.2,
             repairs: 3,
+            units_failed: 1,
             writes: history::Tally {
                 attempted: 30212,
                 ok: 30185,
