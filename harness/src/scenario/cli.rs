@@ -25,9 +25,10 @@ pub enum Action {
         /// replication, generated passwords) are applied on top.
         #[arg(long, short)]
         topology: Option<PathBuf>,
-        /// Fault cycles of a repeating scenario.
-        #[arg(long, default_value_t = 3, value_parser = cycles)]
-        cycles: usize,
+        /// Fault cycles of a repeating scenario (default: the scenario's
+        /// own, 3, or 1 for `partition_sync`).
+        #[arg(long, value_parser = cycles)]
+        cycles: Option<usize>,
         /// Keep the lab after the run, passed or failed, for `ke2lab
         /// status|down --run ID`.
         #[arg(long)]
@@ -69,12 +70,14 @@ pub fn topology_for(name: &str, file: Option<&PathBuf>) -> Result<Topology> {
     s.topology(base)
 }
 
-async fn run(name: &str, file: Option<&PathBuf>, cycles: usize, keep: bool) -> Result<u8> {
+async fn run(name: &str, file: Option<&PathBuf>, cycles: Option<usize>, keep: bool) -> Result<u8> {
     // Bad input is found before anything boots.
     let s = find(name)?;
     let topology = topology_for(name, file)?;
     let session = Session::new(keep);
-    let o = Options { cycles };
+    let o = Options {
+        cycles: cycles.unwrap_or(s.cycles),
+    };
     let work = s.run(&session, topology, &o);
     let outcome = tokio::select! {
         r = work => r,

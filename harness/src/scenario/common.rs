@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::Lab;
 use crate::faults::{Faults, Service};
 use crate::writer::{TABLE, Target};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ke2lab::cluster::pgpool::{Decision, decide};
 use ke2lab::host::Cmd;
 use ke2lab::probe::pgpool::{LIFECHECK_STARTED, PoolNode, PoolSummary};
@@ -216,65 +216,6 @@ pub async fn single_vip_holder(lab: &Lab, what: &str, timeout: Duration) -> Resu
         }
     })
     .await?)
-}
-
-/// Makes the watchdog leader (and so the VIP holder) the primary's host, as
-/// the document's fresh install usually leaves it: while it is elsewhere,
-/// that leader's Pgpool-II is restarted so another member is elected.
-/// Returns the primary's host.
-pub async fn align_leader_with_primary(lab: &Lab) -> Result<String> {
-    let cluster = lab.cluster();
-    for _ in 0..8 {
-        let nodes = wait_healthy(lab, "a healthy cluster", Duration::from_secs(120)).await?;
-        let primary = primary_of(&nodes).ok_or_else(|| anyhow::anyhow!("no primary"))?;
-        let leader = cluster
-            .watchdog_info()
-            .await
-            .context("no host answered `pcp_watchdog_info`")?
-            .leader_host;
-        if leader == primary {
-            single_vip_holder(lab, "the VIP on the leader", Duration::from_secs(60)).await?;
-            return Ok(primary);
-        }
-        let mut f = Faults::new(lab);
-        f.kill_service(&leader, Service::Pgpool).await?;
-        let witness = primary.clone();
-        wait_for(
-            &format!("a watchdog leader other than `{leader}`"),
-            Duration::from_secs(120),
-            || async {
-                match cluster.watchdog_info_from(&witness).await {
-                    Ok(w) if w.quorum && !w.leader_host.is_empty() && w.leader_host != leader => {
-                        Poll::Ready(())
-                    }
-                    Ok(w) => Poll::NotYet(format!("{w:?}")),
-                    Err(e) => Poll::NotYet(e.to_string()),
-                }
-            },
-        )
-        .await?;
-        f.start_service(&leader, Service::Pgpool).await?;
-        wait_for(
-            &format!("`{leader}` to rejoin the watchdog"),
-            Duration::from_secs(120),
-            || async {
-                match cluster.watchdog_info_from(&leader).await {
-                    Ok(w)
-                        if w.quorum
-                            && w.nodes
-                                .iter()
-                                .any(|n| n.host == leader && n.status_name == "STANDBY") =>
-                    {
-                        Poll::Ready(())
-                    }
-                    Ok(w) => Poll::NotYet(format!("{w:?}")),
-                    Err(e) => Poll::NotYet(e.to_string()),
-                }
-            },
-        )
-        .await?;
-    }
-    anyhow::bail!("the watchdog leader never settled on the primary's host")
 }
 
 /// `n` unpredictable bytes: xorshift64* seeded from the standard library's

@@ -20,7 +20,8 @@
 //! and the stand-in images built from the source tree (the shipped binary
 //! holds no compile-time path); `topology_matrix` is a list of topologies
 //! of its own, each with its own assertions (the matrix *is* the input);
-//! `ssh_host` tests the SSH transport, not the cluster.
+//! `ssh_host` tests the SSH transport, not the cluster; `chaos` is the
+//! short run of `ke2lab chaos`, a command of its own.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod common;
 pub mod failover;
 pub mod node_loss;
+pub mod partition;
 pub mod pgpool;
 pub mod quorum_loss;
 pub mod vmxnet3;
@@ -53,10 +55,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// The tests' options: `KE2LAB_CYCLES`, else 3.
-    pub fn from_env() -> Options {
+    /// The tests' options: `KE2LAB_CYCLES`, else `default` (the scenario's
+    /// [`Scenario::cycles`]).
+    pub fn from_env(default: usize) -> Options {
         Options {
-            cycles: crate::measure::cycles(3),
+            cycles: crate::measure::cycles(default),
         }
     }
 }
@@ -224,6 +227,9 @@ pub struct Scenario {
     /// The scenario's own changes to a base topology, or why it cannot run
     /// on it (a lowercase fragment naming the field).
     pub adapt: fn(&mut Topology) -> Result<(), String>,
+    /// Fault cycles when neither `--cycles` nor `KE2LAB_CYCLES` says (1
+    /// for the slowest).
+    pub cycles: usize,
     pub body: Body,
 }
 
@@ -286,6 +292,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "pgpool::primary_with_two_streaming_standbys_behind_the_vip",
         base: "three-node",
         adapt: unchanged,
+        cycles: 3,
         body: pgpool::body,
     },
     Scenario {
@@ -294,6 +301,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "failover::primary_failover_async_reports_rto_and_lost_commits",
         base: "three-node",
         adapt: asynchronous,
+        cycles: 3,
         body: failover::asynchronous,
     },
     Scenario {
@@ -302,6 +310,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "failover::primary_failover_sync_loses_no_acknowledged_commit",
         base: "three-node",
         adapt: synchronous,
+        cycles: 3,
         body: failover::synchronous,
     },
     Scenario {
@@ -310,6 +319,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "node_loss::node_loss_and_return",
         base: "three-node",
         adapt: gluster_faults,
+        cycles: 3,
         body: node_loss::body,
     },
     Scenario {
@@ -318,6 +328,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "brick_loss::gluster_brick_loss_writes_go_on_and_heal",
         base: "three-node",
         adapt: gluster_faults,
+        cycles: 3,
         body: brick_loss::body,
     },
     Scenario {
@@ -326,7 +337,26 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "quorum_loss::quorum_loss_acts_nowhere_and_converges_on_return",
         base: "three-node",
         adapt: generated_credentials,
+        cycles: 3,
         body: quorum_loss::body,
+    },
+    Scenario {
+        name: "partition_async",
+        about: "the primary's host, the VIP holder, cut off under a writer (asynchronous): one primary and the VIP on the majority, the minority lets the VIP go, lost writes counted",
+        test: "partition::partition_primary_isolated_async_counts_lost_writes",
+        base: "three-node",
+        adapt: asynchronous,
+        cycles: 3,
+        body: partition::asynchronous,
+    },
+    Scenario {
+        name: "partition_sync",
+        about: "the primary's host, the VIP holder, cut off under a writer (synchronous): no split brain, the minority acknowledges nothing, no acknowledged write lost",
+        test: "partition::partition_primary_isolated_sync_no_split_brain",
+        base: "three-node",
+        adapt: synchronous,
+        cycles: 1,
+        body: partition::synchronous,
     },
     Scenario {
         name: "vmxnet3",
@@ -334,6 +364,7 @@ pub static SCENARIOS: &[Scenario] = &[
         test: "vmxnet3::vmxnet3_breaks_tcp_on_4789_and_auto_port_avoids_it",
         base: "three-node-vmxnet3",
         adapt: vmxnet3_nic,
+        cycles: 3,
         body: vmxnet3::body,
     },
 ];
@@ -394,13 +425,14 @@ impl Scenario {
     }
 }
 
-/// The nextest test of scenario `name`: its base topology, `KE2LAB_CYCLES`,
-/// labs finished as every scenario test finishes them; the report printed.
+/// The nextest test of scenario `name`: its base topology, `KE2LAB_CYCLES`
+/// (else its own cycles), labs finished as every scenario test finishes
+/// them; the report printed.
 pub async fn run_test(name: &str) -> Result<()> {
     let s = find(name)?;
     let t = s.topology(s.base_topology()?)?;
     let session = Session::new(false);
-    let report = s.run(&session, t, &Options::from_env()).await?;
+    let report = s.run(&session, t, &Options::from_env(s.cycles)).await?;
     println!("{report}");
     Ok(())
 }
