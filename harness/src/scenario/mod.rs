@@ -43,6 +43,7 @@ pub mod failover;
 pub mod node_loss;
 pub mod partition;
 pub mod pgpool;
+pub mod pgpool_leader_loss;
 pub mod quorum_loss;
 pub mod vmxnet3;
 
@@ -312,6 +313,15 @@ pub static SCENARIOS: &[Scenario] = &[
         adapt: synchronous,
         cycles: 3,
         body: failover::synchronous,
+    },
+    Scenario {
+        name: "pgpool_leader_loss",
+        about: "the watchdog leader's Pgpool-II killed: a new leader takes the VIP once, clients reconnect, roles unchanged, the old leader rejoins as standby",
+        test: "pgpool_leader_loss::pgpool_leader_loss_moves_the_vip_once",
+        base: "three-node",
+        adapt: generated_credentials,
+        cycles: 3,
+        body: pgpool_leader_loss::body,
     },
     Scenario {
         name: "node_loss",
