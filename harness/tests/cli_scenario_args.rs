@@ -30,16 +30,19 @@ fn bad_scenario_arguments_exit_2_before_docker() -> Result<()> {
         &existing,
         text.replace("kind = \"gluster\"", "kind = \"existing\""),
     )?;
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, text)?;
     let missing = dir.path().join("missing.toml");
-    let (bad_toml, existing, missing) = (
+    let (bad_toml, existing, plain, missing) = (
         bad_toml.to_str().unwrap(),
         existing.to_str().unwrap(),
+        plain.to_str().unwrap(),
         missing.to_str().unwrap(),
     );
     for (args, want) in [
         (
             &["scenario", "run", "no_such_scenario"][..],
-            "error: unknown scenario `no_such_scenario`; known: pgpool, primary_failover_async,",
+            "error: unknown scenario `no_such_scenario`; known: pgpool, swarm, swarm_vmxnet3, primary_failover_async,",
         ),
         (
             &["scenario", "run", "pgpool", "--cycles", "0"],
@@ -60,6 +63,10 @@ fn bad_scenario_arguments_exit_2_before_docker() -> Result<()> {
         (
             &["scenario", "run", "brick_loss", "--topology", existing],
             "error: scenario `brick_loss`: `shared_dir.kind`: this scenario needs `gluster`",
+        ),
+        (
+            &["scenario", "run", "swarm_vmxnet3", "--topology", plain],
+            "error: scenario `swarm_vmxnet3`: `hosts[].nic`",
         ),
     ] {
         let (code, stdout, stderr) = ke2lab(args)?;

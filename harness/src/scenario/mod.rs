@@ -45,6 +45,7 @@ pub mod partition;
 pub mod pgpool;
 pub mod pgpool_leader_loss;
 pub mod quorum_loss;
+pub mod swarm;
 pub mod vmxnet3;
 
 /// How a scenario runs.
@@ -297,6 +298,24 @@ pub static SCENARIOS: &[Scenario] = &[
         body: pgpool::body,
     },
     Scenario {
+        name: "swarm",
+        about: "the whole install; every host a Ready manager, one leader, the topology's data-path port everywhere, re-provision changes nothing, nothing left after teardown",
+        test: "swarm::three_managers_form_and_reprovision_changes_nothing",
+        base: "three-node",
+        adapt: unchanged,
+        cycles: 3,
+        body: swarm::whole,
+    },
+    Scenario {
+        name: "swarm_vmxnet3",
+        about: "steps 1-3 with a vmxnet3 NIC: the swarm on a data-path port other than VXLAN's 4789 on every host, re-provision changes nothing",
+        test: "swarm::vmxnet3_topology_gets_a_non_vxlan_data_path_port",
+        base: "three-node-vmxnet3",
+        adapt: vmxnet3_nic,
+        cycles: 3,
+        body: swarm::steps_1_to_3,
+    },
+    Scenario {
         name: "primary_failover_async",
         about: "the primary's PostgreSQL killed under a writer (asynchronous replication): RTO, promotion, lost commits reported",
         test: "failover::primary_failover_async_reports_rto_and_lost_commits",
@@ -472,6 +491,23 @@ impl Session {
     /// The runs booted so far (also those whose boot failed).
     pub fn runs(&self) -> Vec<String> {
         self.runs.borrow().clone()
+    }
+
+    /// After its labs are removed: no labelled resource of any of its runs
+    /// left (with `keep` they stay, and nothing is checked).
+    pub async fn ensure_nothing_left(&self) -> Result<()> {
+        if self.keep {
+            return Ok(());
+        }
+        let docker = lab::connect().await?;
+        for run in self.runs() {
+            let left = lab::leftovers(&docker, Some(&run)).await?;
+            anyhow::ensure!(
+                left.is_empty(),
+                "run `{run}`: labelled resources left after teardown: {left:?}"
+            );
+        }
+        Ok(())
     }
 
     /// Boots a lab for `topology`, runs `f` on it (a panic becomes its
