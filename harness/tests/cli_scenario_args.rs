@@ -42,7 +42,7 @@ fn bad_scenario_arguments_exit_2_before_docker() -> Result<()> {
     for (args, want) in [
         (
             &["scenario", "run", "no_such_scenario"][..],
-            "error: unknown scenario `no_such_scenario`; known: pgpool, swarm, swarm_vmxnet3, primary_failover_async,",
+            "error: unknown scenario `no_such_scenario`; known: pgpool, swarm, swarm_vmxnet3, gluster, primary_failover_async,",
         ),
         (
             &["scenario", "run", "pgpool", "--cycles", "0"],
@@ -63,6 +63,10 @@ fn bad_scenario_arguments_exit_2_before_docker() -> Result<()> {
         (
             &["scenario", "run", "brick_loss", "--topology", existing],
             "error: scenario `brick_loss`: `shared_dir.kind`: this scenario needs `gluster`",
+        ),
+        (
+            &["scenario", "run", "gluster", "--topology", existing],
+            "error: scenario `gluster`: `shared_dir.kind`: this scenario needs `gluster`",
         ),
         (
             &["scenario", "run", "swarm_vmxnet3", "--topology", plain],

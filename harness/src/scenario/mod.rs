@@ -40,6 +40,7 @@ pub mod brick_loss;
 pub mod cli;
 pub mod common;
 pub mod failover;
+pub mod gluster;
 pub mod node_loss;
 pub mod partition;
 pub mod pgpool;
@@ -271,6 +272,17 @@ fn gluster_faults(t: &mut Topology) -> Result<(), String> {
     generated_credentials(t)
 }
 
+fn gluster_only(t: &mut Topology) -> Result<(), String> {
+    if t.shared_dir.kind == SharedDirKind::Gluster {
+        Ok(())
+    } else {
+        Err(
+            "`shared_dir.kind`: this scenario needs `gluster` (it checks the volume and its bricks)"
+                .into(),
+        )
+    }
+}
+
 fn unchanged(_: &mut Topology) -> Result<(), String> {
     Ok(())
 }
@@ -314,6 +326,15 @@ pub static SCENARIOS: &[Scenario] = &[
         adapt: vmxnet3_nic,
         cycles: 3,
         body: swarm::steps_1_to_3,
+    },
+    Scenario {
+        name: "gluster",
+        about: "the install; Gluster pool, replica volume on the topology's bricks, mounts, a MiB replicated, the shared layout on every host, re-provision changes nothing",
+        test: "gluster::gluster_replica_3_shared_dir_and_reprovision_changes_nothing",
+        base: "three-node",
+        adapt: gluster_only,
+        cycles: 3,
+        body: gluster::body,
     },
     Scenario {
         name: "primary_failover_async",
