@@ -1021,14 +1021,12 @@ pub fn parse_df(out: &str) -> Result<Df> {
 
 /// Where the filler of fault `id` goes and how big it is, so that `leave`
 /// bytes stay free on `df`'s filesystem; refused where filling would reach
-/// outside the host (the container's root and the engine's volume are
-/// this machine's own disk) or where the filler would be huge.
+/// outside the host (the container's root and the host's data volume at
+/// [`crate::lab::HOST_DISK`] are this machine's own disk) or where the filler would be huge.
 pub fn disk_plan(host: &str, dir: &str, df: &Df, leave: u64, id: &str) -> Result<(String, u64)> {
     let mib = |b: u64| b >> 20;
-    if df.target == "/"
-        || df.target == "/var/lib/docker"
-        || df.target.starts_with("/var/lib/docker/")
-    {
+    let disk = crate::lab::HOST_DISK;
+    if df.target == "/" || df.target == disk || df.target.starts_with(&format!("{disk}/")) {
         bail!(
             "`disk-full`: `{dir}` on `{host}` is on `{}` ({}), a lab host's {} filesystem, which is this machine's own disk ({} MiB free): filling it would fill the machine; nothing injected (a filesystem of the host's own mounted there is filled instead: on a lab booted with `up --no-install`, e.g. `mount -t tmpfs -o size=256m tmpfs {dir}` before the install)",
             df.target,
@@ -1036,7 +1034,7 @@ pub fn disk_plan(host: &str, dir: &str, df: &Df, leave: u64, id: &str) -> Result
             if df.target == "/" {
                 "root"
             } else {
-                "engine volume's"
+                "data volume's"
             },
             mib(df.avail)
         );
@@ -2185,9 +2183,17 @@ mod tests {
         );
         let docker = Df {
             target: "/var/lib/docker".into(),
-            ..big
+            ..big.clone()
         };
         assert!(disk_plan("h", "/var/lib/docker/x", &docker, 0, "f1").is_err());
+        // The hosts' data volume (PGDATA, bricks under /var/lib) is the
+        // machine's disk too.
+        let data = Df {
+            target: "/var/lib".into(),
+            ..big
+        };
+        let e = disk_plan("h", "/var/lib/postgresql/17/main", &data, 0, "f1").unwrap_err();
+        assert!(e.to_string().contains("data volume's filesystem"), "{e}");
         assert!(parse_df("").is_err());
         assert!(parse_df("tmpfs many /x").is_err());
     }
