@@ -523,6 +523,9 @@ pub struct Topology {
     pub credentials: CredentialSpec,
     #[serde(default)]
     pub postgres: PostgresSpec,
+    /// Lab-only tuning of Pgpool-II; absent from the document's topologies.
+    #[serde(default, skip_serializing_if = "PgpoolSpec::is_default")]
+    pub pgpool: PgpoolSpec,
     #[serde(default)]
     pub stack: StackSpec,
 }
@@ -652,6 +655,67 @@ impl Default for SharedDirSpec {
             brick: "/var/glustervol0".to_string(),
             ping_timeout: None,
         }
+    }
+}
+
+/// `[pgpool]`: lab deviations of Pgpool-II's settings. A real server's
+/// topology leaves this out and gets the document's `pgpool.conf`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PgpoolSpec {
+    /// Lab-only: the shared memory behind Pgpool-II's shared relation cache,
+    /// in MiB (`memqcache_total_size`, with `memqcache_max_num_cache`
+    /// scaled to it at the defaults' ratio, one entry per 64 bytes).
+    /// `enable_shared_relcache` is on by default, so Pgpool-II allocates
+    /// and zeroes this segment at every start even with the query cache
+    /// off: 64 MiB plus a hash of a million entries, about 133 MiB per
+    /// host and 0.9 s of each start on this machine kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_memory_mb: Option<u32>,
+    /// Lab-only: the watchdog lifecheck's `wd_interval`, in seconds (the
+    /// document keeps 10). Right after a start no peer's heartbeat has
+    /// arrived yet, so the lifecheck's first readiness check fails and it
+    /// sleeps `10 × wd_interval` before the next (`wd_lifecheck.c`): with
+    /// the default, lifecheck starts 100 s after Pgpool-II, which every
+    /// watchdog scenario waited out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wd_interval: Option<u32>,
+}
+
+/// Pgpool-II's own defaults of the settings [`PgpoolSpec`] may change.
+pub const PGPOOL_DEFAULTS: [(&str, &str); 3] = [
+    ("memqcache_total_size", "64MB"),
+    ("memqcache_max_num_cache", "1000000"),
+    ("wd_interval", "10"),
+];
+
+impl PgpoolSpec {
+    fn is_default(&self) -> bool {
+        *self == PgpoolSpec::default()
+    }
+
+    /// `memqcache_max_num_cache` for `cache_memory_mb` MiB: Pgpool-II's
+    /// default ratio (1000000 entries for 64 MiB, about 64 bytes each).
+    pub fn max_num_cache(mb: u32) -> u64 {
+        (u64::from(mb) << 20) / 64
+    }
+
+    /// The `pgpool.conf` settings this section changes, with their values
+    /// as written there (quoted where Pgpool-II wants a string); empty for
+    /// a real server's topology.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(mb) = self.cache_memory_mb {
+            out.push(("memqcache_total_size", format!("'{mb}MB'")));
+            out.push((
+                "memqcache_max_num_cache",
+                Self::max_num_cache(mb).to_string(),
+            ));
+        }
+        if let Some(s) = self.wd_interval {
+            out.push(("wd_interval", s.to_string()));
+        }
+        out
     }
 }
 
@@ -1180,6 +1244,17 @@ fn scan_raw(raw: &toml::Table) -> Result<(), TopologyError> {
             fits_u32,
         )?;
     }
+    if let Some(Value::Table(pgpool)) = raw.get("pgpool") {
+        scan_quoted_number(pgpool, "cache_memory_mb", "pgpool.cache_memory_mb")?;
+        scan_int(
+            pgpool,
+            "cache_memory_mb",
+            "pgpool.cache_memory_mb",
+            fits_u32,
+        )?;
+        scan_quoted_number(pgpool, "wd_interval", "pgpool.wd_interval")?;
+        scan_int(pgpool, "wd_interval", "pgpool.wd_interval", fits_u32)?;
+    }
     if let Some(Value::Table(postgres)) = raw.get("postgres") {
         scan_quoted_number(postgres, "max_connections", "postgres.max_connections")?;
         scan_int(
@@ -1289,8 +1364,35 @@ impl Topology {
         self.validate_shared_dir()?;
         self.validate_credentials()?;
         self.validate_postgres()?;
+        self.validate_pgpool()?;
         self.validate_stack()?;
         Ok(warnings)
+    }
+
+    fn validate_pgpool(&self) -> Result<(), TopologyError> {
+        // Pgpool-II refuses a cache smaller than one block
+        // (`memqcache_cache_block_size`, 1 MiB by default) and fails to
+        // start; more than the default 64 MiB only costs memory.
+        if let Some(mb) = self.pgpool.cache_memory_mb
+            && !(1..=1024).contains(&mb)
+        {
+            return Err(invalid(
+                "pgpool.cache_memory_mb",
+                format!("`{mb}` is out of range (1 to 1024 MiB; Pgpool-II's default is 64)"),
+            ));
+        }
+        // Heartbeats go out every 2 s (`wd_heartbeat_keepalive`) and a peer
+        // is dead after 30 s (`wd_heartbeat_deadtime`): an interval past
+        // that would check less often than a peer can die.
+        if let Some(s) = self.pgpool.wd_interval
+            && !(1..=30).contains(&s)
+        {
+            return Err(invalid(
+                "pgpool.wd_interval",
+                format!("`{s}` is out of range (1 to 30 seconds; Pgpool-II's default is 10)"),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_cluster(&self) -> Result<(), TopologyError> {

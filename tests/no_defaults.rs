@@ -14,8 +14,8 @@ use ke2lab::install::{InstallReport, install_database, install_shared_dir, insta
 use ke2lab::steps::stack::{Certs, SetupStack, StackOptions};
 use ke2lab::steps::{self, Cx, StepError};
 use ke2lab::topology::{
-    ClusterSpec, CredentialSpec, DataPathPort, HostSpec, NetworkSpec, Nic, Platform, Ports,
-    PostgresSpec, SharedDirKind, SharedDirSpec, StackSpec, SwarmSpec, Topology,
+    ClusterSpec, CredentialSpec, DataPathPort, HostSpec, NetworkSpec, Nic, PgpoolSpec, Platform,
+    Ports, PostgresSpec, SharedDirKind, SharedDirSpec, StackSpec, SwarmSpec, Topology,
 };
 use proptest::prelude::*;
 
@@ -74,6 +74,8 @@ prop_compose! {
         database in word(),
         synchronous in any::<bool>(),
         ping_timeout in prop::option::of(1u32..=60),
+        cache_memory_mb in prop::option::of(1u32..=1024),
+        wd_interval in prop::option::of(1u32..=30),
         replicas in 1u32..=7,
         max_connections in 10u32..=500,
         stack_dirs in (prop::option::of(word()), any::<bool>(), any::<bool>()),
@@ -122,6 +124,7 @@ prop_compose! {
                 max_connections,
                 synchronous,
             },
+            pgpool: PgpoolSpec { cache_memory_mb, wd_interval },
             stack: StackSpec {
                 swarm_replicas: replicas.min(n as u32),
                 // A log directory of each host's own, outside the shared

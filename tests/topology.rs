@@ -6,8 +6,8 @@ use std::path::Path;
 
 use ke2lab::topology::{
     ClusterSpec, CredentialSpec, Credentials, DataPathPort, HostSpec, NetworkSpec, NginxPortMode,
-    Nic, Platform, Ports, PostgresSpec, Secret, SharedDirKind, SharedDirSpec, StackSpec, SwarmSpec,
-    Topology, TopologyError,
+    Nic, PgpoolSpec, Platform, Ports, PostgresSpec, Secret, SharedDirKind, SharedDirSpec,
+    StackSpec, SwarmSpec, Topology, TopologyError,
 };
 use proptest::prelude::*;
 use toml::{Table, Value};
@@ -1578,6 +1578,7 @@ fn valid_topology() -> impl Strategy<Value = Topology> {
                 shared_dir: SharedDirSpec::default(),
                 credentials: CredentialSpec::default(),
                 postgres: PostgresSpec::default(),
+                pgpool: PgpoolSpec::default(),
                 stack: StackSpec::default(),
             }
         },

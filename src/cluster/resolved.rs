@@ -143,6 +143,9 @@ pub struct PgpoolView {
     pub watchdog_members: usize,
     /// The consensus settings of the rendered `pgpool.conf`, as written.
     pub consensus: Vec<Setting>,
+    /// The topology's `[pgpool]` lab deviations as written in
+    /// `pgpool.conf`; empty for a real server's topology.
+    pub lab_deviations: Vec<Setting>,
 }
 
 /// A `key = value` line of a rendered configuration.
@@ -336,6 +339,12 @@ impl Resolved {
             heartbeat_port: t.ports.heartbeat,
             watchdog_members: n,
             consensus: consensus.clone(),
+            lab_deviations: t
+                .pgpool
+                .settings()
+                .into_iter()
+                .map(|(key, value)| Setting { key, value })
+                .collect(),
         };
 
         let opts = StackOptions::from_topology(t, "");
@@ -752,6 +761,18 @@ impl fmt::Display for Resolved {
                 format!("{} members (every host)", g.watchdog_members),
             ),
             ("consensus", consensus.join(", ")),
+            (
+                "lab deviations",
+                if g.lab_deviations.is_empty() {
+                    "none (the document's settings)".into()
+                } else {
+                    g.lab_deviations
+                        .iter()
+                        .map(|s| format!("{} = {}", s.key, s.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ),
         ]))?;
 
         writeln!(f, "\nstack")?;

@@ -114,7 +114,7 @@ pub fn pgpool_conf(p: &PgParams) -> String {
     let l = p.layout;
     let (up, down, arping) = vip_commands(p);
     let q = |s: &str| conf_quote(s);
-    let lines: Vec<(&str, String)> = vec![
+    let mut lines: Vec<(&str, String)> = vec![
         ("listen_addresses", q("*")),
         ("port", t.ports.pgpool.to_string()),
         ("pcp_listen_addresses", q("*")),
@@ -181,8 +181,11 @@ pub fn pgpool_conf(p: &PgParams) -> String {
             "wd_escalation_command",
             q(&format!("{}/escalation.sh", l.pgpool_dir)),
         ),
-        ("include", q(&l.in_pgpool_dir(BACKENDS_FILE))),
     ];
+    // The lab's deviations (`[pgpool]`), only where the topology asks for
+    // them; before the include, like every KE2 setting.
+    lines.extend(t.pgpool.settings());
+    lines.push(("include", q(&l.in_pgpool_dir(BACKENDS_FILE))));
     let mut s = String::new();
     for (k, v) in lines {
         let _ = writeln!(s, "{k} = {v}");

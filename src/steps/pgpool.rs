@@ -104,7 +104,7 @@ impl Step for PgpoolConfig {
         let creds = cx.creds("pgpool")?;
         let t = cx.topology;
         let primary = current_primary(cx).await?;
-        plan_hosts(cx, |i| async move {
+        let mut plan = plan_hosts(cx, |i| async move {
             let mut plan = Plan::default();
             let h = cx.host(i);
             let l = Layout::of(t.hosts[i].platform);
@@ -265,7 +265,18 @@ impl Step for PgpoolConfig {
             }
             Ok(plan)
         })
-        .await
+        .await?;
+        for (key, value) in t.pgpool.settings() {
+            let default = crate::topology::PGPOOL_DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or("its default", |(_, d)| d);
+            plan.warnings.push(format!(
+                "lab deviation: Pgpool-II has `{key}` = {value} (`[pgpool]`); \
+                 the document keeps Pgpool-II's default of {default}"
+            ));
+        }
+        Ok(plan)
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<PgpoolAction>) -> Result<(), StepError> {

@@ -80,7 +80,8 @@ pub async fn await_agreement(lab: &Lab, what: &str, timeout: Duration) -> Result
 
 /// Waits until the watchdog's lifecheck runs on every host (Pgpool-II logs
 /// its start once each member it watches has sent a heartbeat; it checks
-/// every ten `wd_interval`s, so this comes about 100 s after its start).
+/// every ten `wd_interval`s, so this comes about 100 s after its start
+/// with the document's 10 s, 20 s with the lab's `pgpool.wd_interval` 2).
 pub async fn await_lifecheck(lab: &Lab, timeout: Duration) -> Result<()> {
     for spec in &lab.topology.hosts {
         let name = spec.name.clone();
