@@ -288,6 +288,14 @@ impl Host for RecordingHost {
         Ok(())
     }
 
+    /// The double keeps no owners or modes: the content decides alone.
+    async fn read_file_meta(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, HostError> {
+        Ok(self.read_file(path).await?.map(|b| (b, None)))
+    }
+
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         let mut st = self.recorder.state.lock().unwrap();
         let body = st

@@ -46,9 +46,10 @@ pub async fn want_file(
     mode: u32,
     owner: &str,
 ) -> Result<Option<Act>, StepError> {
-    let current = host.read_file(path).await?;
-    let meta_ok = current.is_some() && meta_matches(host, path, mode, owner).await?;
-    if current.as_deref() == Some(body) && meta_ok {
+    if let Some((current, meta)) = host.read_file_meta(path).await?
+        && current == body
+        && meta_matches(meta.as_deref(), mode, owner)
+    {
         return Ok(None);
     }
     Ok(Some(Act::Write {
@@ -93,13 +94,16 @@ async fn want_derived(
     owner: &str,
     derive: impl FnOnce(&str) -> String,
 ) -> Result<Option<Act>, StepError> {
-    let current = host.read_file(path).await?;
+    let current = host.read_file_meta(path).await?;
     let text = current
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .as_ref()
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
         .unwrap_or_default();
     let wanted = derive(&text);
-    if current.is_some() && wanted == text && meta_matches(host, path, mode, owner).await? {
+    if let Some((_, meta)) = &current
+        && wanted == text
+        && meta_matches(meta.as_deref(), mode, owner)
+    {
         return Ok(None);
     }
     Ok(Some(Act::Write {
@@ -163,26 +167,33 @@ pub async fn want_dir(
     ])))
 }
 
-async fn meta_matches(
-    host: &dyn Host,
-    path: &str,
-    mode: u32,
-    owner: &str,
-) -> Result<bool, StepError> {
-    let out = host
-        .run(&Cmd::new(["stat", "-c", "%U %a"]).arg(path))
-        .await?;
+/// Whether `stat`'s `user mode` is the wanted owner's user and mode. A
+/// transport that keeps no metadata (`None`) leaves the content to decide.
+fn meta_matches(seen: Option<&str>, mode: u32, owner: &str) -> bool {
     let user = owner.split(':').next().unwrap_or(owner);
-    let seen = out.stdout_lossy();
-    let seen = seen.trim();
-    // A scripted host that does not script `stat` answers nothing: the file
-    // content decides alone there.
-    Ok(seen.is_empty() || seen == format!("{user} {mode:o}"))
+    seen.is_none_or(|seen| seen == format!("{user} {mode:o}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_must_name_the_user_and_mode() {
+        assert!(meta_matches(
+            Some("postgres 600"),
+            0o600,
+            "postgres:postgres"
+        ));
+        assert!(!meta_matches(
+            Some("postgres 644"),
+            0o600,
+            "postgres:postgres"
+        ));
+        assert!(!meta_matches(Some("root 600"), 0o600, "postgres"));
+        assert!(!meta_matches(Some(""), 0o600, "postgres"));
+        assert!(meta_matches(None, 0o600, "postgres"));
+    }
 
     #[test]
     fn merge_replaces_by_key_and_keeps_others() {
