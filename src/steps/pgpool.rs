@@ -51,6 +51,11 @@ pub async fn vip_interface(cx: &Cx<'_>, i: usize) -> Result<(String, u8), StepEr
     }
 }
 
+/// One file check of the pgpool step's plan, run beside the others.
+type Check<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Act>, StepError>> + Send + 'a>,
+>;
+
 fn pcppass_path(l: &Layout) -> String {
     l.in_home(".pcppass")
 }
@@ -121,75 +126,76 @@ impl Step for PgpoolConfig {
                 interface: &iface,
                 prefix,
             };
-            let mut acts: Vec<(String, Act)> = Vec::new();
-            let mut push = |what: String, a: Option<Act>| {
-                if let Some(a) = a {
-                    acts.push((what, a));
-                }
+            // The files of this host are checked side by side (one round
+            // trip each); the writes keep this order.
+            let mut checks: Vec<(String, Check<'_>)> = Vec::new();
+            let file = |path: String, body: Vec<u8>, mode: u32, owner: &'static str| -> Check<'_> {
+                Box::pin(async move { want_file(h, &path, &body, mode, owner).await })
             };
-            push(
+            let lines = |path: String,
+                         lines: Vec<(String, String)>,
+                         mode: u32,
+                         owner: &'static str|
+             -> Check<'_> {
+                Box::pin(async move { want_lines(h, &path, &lines, mode, owner).await })
+            };
+            let block = |path: String, body: String, mode: u32, owner: &'static str| -> Check<'_> {
+                Box::pin(async move { want_block(h, &path, &body, mode, owner).await })
+            };
+            checks.push((
                 format!("write the sudoers entry `{}`", l.sudoers_file),
-                want_file(h, l.sudoers_file, sudoers(l).as_bytes(), 0o440, "root:root").await?,
-            );
-            push(
-                format!("create the log directory `{}`", l.pgpool_log_dir),
-                want_dir(h, l.pgpool_log_dir, "postgres:postgres", 0o755).await?,
-            );
-            push(
+                file(
+                    l.sudoers_file.to_string(),
+                    sudoers(l).into_bytes(),
+                    0o440,
+                    "root:root",
+                ),
+            ));
+            let log_dir = l.pgpool_log_dir;
+            checks.push((
+                format!("create the log directory `{log_dir}`"),
+                Box::pin(async move { want_dir(h, log_dir, "postgres:postgres", 0o755).await }),
+            ));
+            checks.push((
                 "write `pgpool_node_id`".into(),
-                want_file(
-                    h,
-                    &l.in_pgpool_dir("pgpool_node_id"),
-                    format!("{i}\n").as_bytes(),
+                file(
+                    l.in_pgpool_dir("pgpool_node_id"),
+                    format!("{i}\n").into_bytes(),
                     0o644,
                     "root:root",
-                )
-                .await?,
-            );
-            push(
+                ),
+            ));
+            checks.push((
                 "add the pgpool user to `pcp.conf`".into(),
-                want_lines(
-                    h,
-                    &l.in_pgpool_dir("pcp.conf"),
-                    &[("pgpool:".into(), pcp_line(creds))],
+                lines(
+                    l.in_pgpool_dir("pcp.conf"),
+                    vec![("pgpool:".into(), pcp_line(creds))],
                     0o640,
                     "root:postgres",
-                )
-                .await?,
-            );
-            push(
+                ),
+            ));
+            checks.push((
                 "set the KE2 block of `pgpool.conf`".into(),
-                want_block(
-                    h,
-                    &l.pgpool_conf(),
-                    &pgpool_conf(&p),
-                    0o640,
-                    "root:postgres",
-                )
-                .await?,
-            );
-            push(
+                block(l.pgpool_conf(), pgpool_conf(&p), 0o640, "root:postgres"),
+            ));
+            checks.push((
                 format!("write `{BACKENDS_FILE}`"),
-                want_file(
-                    h,
-                    &l.in_pgpool_dir(BACKENDS_FILE),
-                    backends(&p).as_bytes(),
+                file(
+                    l.in_pgpool_dir(BACKENDS_FILE),
+                    backends(&p).into_bytes(),
                     0o644,
                     "root:root",
-                )
-                .await?,
-            );
-            push(
+                ),
+            ));
+            checks.push((
                 "set the KE2 block of `pool_hba.conf`".into(),
-                want_block(
-                    h,
-                    &l.in_pgpool_dir("pool_hba.conf"),
-                    &pool_hba(&p),
+                block(
+                    l.in_pgpool_dir("pool_hba.conf"),
+                    pool_hba(&p),
                     0o644,
                     "root:root",
-                )
-                .await?,
-            );
+                ),
+            ));
             for (path, body, mode) in scripts::all(&sp) {
                 // The recovery scripts live in PGDATA; only the primary's
                 // matter (pg_basebackup copies them to the standbys).
@@ -197,39 +203,52 @@ impl Step for PgpoolConfig {
                     continue;
                 }
                 let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-                push(
+                checks.push((
                     format!("install `{name}`"),
-                    want_file(h, &path, body.as_bytes(), mode, "postgres:postgres").await?,
-                );
+                    file(path, body.into_bytes(), mode, "postgres:postgres"),
+                ));
             }
-            let pgpass_lines = keyed_by_all_but_password(&pgpass(t, creds));
-            push(
+            checks.push((
                 "write `.pgpass`".into(),
-                want_lines(
-                    h,
-                    &l.in_home(".pgpass"),
-                    &pgpass_lines,
+                lines(
+                    l.in_home(".pgpass"),
+                    keyed_by_all_but_password(&pgpass(t, creds)),
                     0o600,
                     "postgres:postgres",
-                )
-                .await?,
-            );
-            let pcp_lines = keyed_by_all_but_password(&pcppass(t, creds));
-            push(
+                ),
+            ));
+            checks.push((
                 "write `.pcppass`".into(),
-                want_lines(h, &pcppass_path(l), &pcp_lines, 0o600, "postgres:postgres").await?,
-            );
-            push(
-                "write the pool_passwd key `.pgpoolkey`".into(),
-                want_file(
-                    h,
-                    &key_path(l),
-                    format!("{}\n", creds.pgpool_key.expose()).as_bytes(),
+                lines(
+                    pcppass_path(l),
+                    keyed_by_all_but_password(&pcppass(t, creds)),
                     0o600,
                     "postgres:postgres",
-                )
-                .await?,
-            );
+                ),
+            ));
+            checks.push((
+                "write the pool_passwd key `.pgpoolkey`".into(),
+                file(
+                    key_path(l),
+                    format!("{}\n", creds.pgpool_key.expose()).into_bytes(),
+                    0o600,
+                    "postgres:postgres",
+                ),
+            ));
+            // Three at a time: more would mostly wait for the transport to
+            // open connections (a new exec or ssh session per extra one).
+            use futures_util::{StreamExt, TryStreamExt};
+            let labelled: Vec<_> = checks
+                .into_iter()
+                .map(|(what, check)| async move { Ok::<_, StepError>((what, check.await?)) })
+                .collect();
+            let acts: Vec<(String, Act)> = futures_util::stream::iter(labelled)
+                .buffered(3)
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .filter_map(|(what, act)| act.map(|a| (what, a)))
+                .collect();
             let changed = !acts.is_empty();
             for (what, a) in acts {
                 plan.push(i, what, PgpoolAction::Act(a));
@@ -451,6 +470,11 @@ pub struct Recovery {
     /// When the last failover or failback this step caused (or awaited)
     /// ended on the member that runs the recoveries.
     last_failover: std::sync::Mutex<Option<Failover>>,
+    /// The view an empty plan was made from: nothing is applied after it,
+    /// so the verify's first look is that view, not a second observation
+    /// (nine PCP and SQL probes at once, the no-op provision's costliest
+    /// round). Any apply forgets it.
+    planned_view: std::sync::Mutex<Option<pgpool::PgpoolView>>,
 }
 
 impl Default for Recovery {
@@ -458,6 +482,7 @@ impl Default for Recovery {
         Recovery {
             settle: Duration::from_secs(300),
             last_failover: std::sync::Mutex::new(None),
+            planned_view: std::sync::Mutex::new(None),
         }
     }
 }
@@ -691,10 +716,13 @@ impl Step for Recovery {
                 );
             }
         }
+        *self.planned_view.lock().unwrap_or_else(|e| e.into_inner()) =
+            plan.items.is_empty().then_some(view);
         Ok(plan)
     }
 
     async fn apply(&self, cx: &Cx<'_>, item: &Planned<RecoveryAction>) -> Result<(), StepError> {
+        *self.planned_view.lock().unwrap_or_else(|e| e.into_inner()) = None;
         match &item.action {
             RecoveryAction::Attach { node, leader } => {
                 pcp_node(cx, *leader, "pcp_attach_node", *node)
@@ -733,8 +761,16 @@ impl Step for Recovery {
         let mut bounced: BTreeSet<(usize, usize)> = BTreeSet::new();
         let mut last_attach: Option<Instant> = None;
         let mut seen: Option<String> = None;
+        let mut planned = self
+            .planned_view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         loop {
-            let view = pgpool::observe(cx.topology, cx.hosts).await;
+            let view = match planned.take() {
+                Some(v) => v,
+                None => pgpool::observe(cx.topology, cx.hosts).await,
+            };
             let last = match pgpool::decide(&view) {
                 pgpool::Decision::Healthy { leader, primary } => {
                     tracing::info!(
