@@ -251,6 +251,23 @@ fn sessions_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("KE2LAB_EXEC").as_deref() != Ok("plain"))
 }
 
+/// An exec of `argv` (as `user`, else root) with its output attached.
+fn exec_options(argv: Vec<String>, user: Option<&str>, stdin: bool) -> CreateExecOptions<String> {
+    CreateExecOptions {
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(argv),
+        user: user.map(str::to_string),
+        // Commands see the environment a login would give them.
+        env: Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            "LANG=C.UTF-8".to_string(),
+        ]),
+        ..Default::default()
+    }
+}
+
 /// What an exec reads on its standard input.
 type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
@@ -308,19 +325,7 @@ impl ContainerHost {
             .docker
             .create_exec(
                 &self.container,
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(vec!["bash".into(), "-c".into(), SERVER.into()]),
-                    // Commands see the environment a login would give them.
-                    env: Some(vec![
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                            .to_string(),
-                        "LANG=C.UTF-8".to_string(),
-                    ]),
-                    ..Default::default()
-                },
+                exec_options(vec!["bash".into(), "-c".into(), SERVER.into()], None, true),
             )
             .await
             .map_err(|e| self.transport("start a command session", e))?;
@@ -352,20 +357,7 @@ impl ContainerHost {
             .docker
             .create_exec(
                 &self.container,
-                CreateExecOptions {
-                    attach_stdin: Some(input_src.is_some()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(argv),
-                    user: user.map(str::to_string),
-                    // Commands see the environment a login would give them.
-                    env: Some(vec![
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                            .to_string(),
-                        "LANG=C.UTF-8".to_string(),
-                    ]),
-                    ..Default::default()
-                },
+                exec_options(argv, user, input_src.is_some()),
             )
             .await
             .map_err(|e| self.transport(&format!("start `{cmd}`"), e))?;

@@ -355,6 +355,20 @@ pub enum HostError {
 /// from the codes `cat` itself returns.
 const ABSENT: i32 = 44;
 
+/// A file read's answer: its output, `None` for [`ABSENT`], else the failure.
+fn file_answer(host: &str, cmd: &Cmd, out: Output) -> Result<Option<Vec<u8>>, HostError> {
+    match out.status {
+        0 => Ok(Some(out.stdout)),
+        ABSENT => Ok(None),
+        code => Err(HostError::Failed {
+            host: host.to_string(),
+            command: cmd.to_string(),
+            code,
+            stderr: tail(&out.stderr_lossy(), 600),
+        }),
+    }
+}
+
 /// [`Host::read_file_meta`]'s output: `stat`'s line, then the content.
 fn split_meta(mut stdout: Vec<u8>) -> (Vec<u8>, Option<String>) {
     match stdout.iter().position(|b| *b == b'\n') {
@@ -430,32 +444,14 @@ pub trait Host: Send + Sync {
         ))
         .arg(path);
         let out = self.run(&cmd).await?;
-        match out.status {
-            0 => Ok(Some(split_meta(out.stdout))),
-            ABSENT => Ok(None),
-            code => Err(HostError::Failed {
-                host: self.name().to_string(),
-                command: cmd.to_string(),
-                code,
-                stderr: tail(&out.stderr_lossy(), 600),
-            }),
-        }
+        Ok(file_answer(self.name(), &cmd, out)?.map(split_meta))
     }
 
     /// Reads a file; `None` when it does not exist.
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         let cmd = Cmd::sh(format!("test -e \"$1\" || exit {ABSENT}; cat -- \"$1\"")).arg(path);
         let out = self.run(&cmd).await?;
-        match out.status {
-            0 => Ok(Some(out.stdout)),
-            ABSENT => Ok(None),
-            code => Err(HostError::Failed {
-                host: self.name().to_string(),
-                command: cmd.to_string(),
-                code,
-                stderr: tail(&out.stderr_lossy(), 600),
-            }),
-        }
+        file_answer(self.name(), &cmd, out)
     }
 }
 
