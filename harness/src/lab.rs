@@ -1136,6 +1136,59 @@ pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
             ))
         })
         .collect();
+    // A run killed (or interrupted) mid-boot may still have container
+    // creates in flight in the engine: they finish after the client is gone
+    // (each copies the image's /var/lib into its volume first), so a
+    // container can appear after the listing and hold its volume ("volume
+    // is in use"). Each pass removes what it lists; the reap ends when a
+    // listing is empty, or fails with the last error after its deadline.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut all = found.clone();
+    let mut pass = found.clone();
+    loop {
+        let res = remove_listed(docker, &pass).await;
+        let now = leftovers(docker, run).await?;
+        if now.is_empty() {
+            res?;
+            break;
+        }
+        if Instant::now() >= deadline {
+            res?;
+            bail!("labelled resources are still left after 60s: {now:?}");
+        }
+        for c in &now.containers {
+            if !all.containers.contains(c) {
+                all.containers.push(c.clone());
+            }
+        }
+        for v in &now.volumes {
+            if !all.volumes.contains(v) {
+                all.volumes.push(v.clone());
+            }
+        }
+        for n in &now.networks {
+            if !all.networks.contains(n) {
+                all.networks.push(n.clone());
+            }
+        }
+        pass = now;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let found = all;
+    // Only a run's own directory under `runs/` of this home or of another
+    // marked ke2lab home is deleted, whatever a label says.
+    let home = home();
+    for (r, d) in state_dirs {
+        remove_state_dir(&home, Path::new(&d), &r);
+    }
+    if let Some(r) = run {
+        remove_state_dir(&home, &home.join("runs").join(r), r);
+    }
+    Ok(found)
+}
+
+/// Removes the listed containers, then networks, then volumes.
+async fn remove_listed(docker: &Docker, found: &Leftovers) -> Result<()> {
     try_join_all(found.containers.iter().map(|id| async move {
         docker
             .remove_container(
@@ -1169,16 +1222,7 @@ pub async fn reap(docker: &Docker, run: Option<&str>) -> Result<Leftovers> {
             .or_else(ignore_missing)
             .with_context(|| format!("cannot remove volume `{v}`"))?;
     }
-    // Only a run's own directory under `runs/` of this home or of another
-    // marked ke2lab home is deleted, whatever a label says.
-    let home = home();
-    for (r, d) in state_dirs {
-        remove_state_dir(&home, Path::new(&d), &r);
-    }
-    if let Some(r) = run {
-        remove_state_dir(&home, &home.join("runs").join(r), r);
-    }
-    Ok(found)
+    Ok(())
 }
 
 fn ignore_missing(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
