@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::files::{Act, want_block, want_dir, want_file, want_lines};
-use super::postgres::current_primary;
+use super::postgres::{current_primary, psql};
 use super::{Change, Cx, Plan, Planned, Step, StepError, plan_hosts};
 use crate::cluster::pgpool;
 use crate::host::Cmd;
@@ -487,6 +487,9 @@ impl Default for Recovery {
     }
 }
 
+/// How long a rebuild waits for the standbys before it to catch up.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
 /// How often the verify may repeat an attach the leader has not acted on.
 const ATTACH_EVERY: Duration = Duration::from_secs(20);
 
@@ -590,6 +593,55 @@ impl Recovery {
                 Some(now) if now == old => tokio::time::sleep(Duration::from_millis(100)).await,
                 _ => return,
             }
+        }
+    }
+
+    /// Waits (at most [`CATCH_UP`]) until every standby streaming from the
+    /// primary has flushed the primary's WAL up to its position now. No
+    /// slot or `wal_keep_size` holds WAL for a standby (the document sets
+    /// none), and the next rebuild's `pg_basebackup -c fast` checkpoints:
+    /// a standby that streamed but still read the previous segment lost it
+    /// ("requested WAL segment … has already been removed", for ever; seen
+    /// in CI with two labs on 2 cores). A standby that does not catch up in
+    /// time is logged and the rebuild goes on, as before this wait.
+    async fn standbys_caught_up(&self, cx: &Cx<'_>) {
+        let Ok(primary) = current_primary(cx).await else {
+            return;
+        };
+        let h = cx.host(primary);
+        let l = Layout::of(cx.topology.hosts[primary].platform);
+        let port = cx.topology.ports.postgres;
+        let target = match h
+            .run(&psql(l, port, "postgres", "SELECT pg_current_wal_lsn()"))
+            .await
+        {
+            Ok(o) if o.success() => o.stdout_lossy().trim().to_string(),
+            _ => return,
+        };
+        if target.is_empty() || !target.chars().all(|c| c.is_ascii_hexdigit() || c == '/') {
+            return;
+        }
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_replication \
+             WHERE NOT (state = 'streaming' AND flush_lsn >= '{target}'::pg_lsn)"
+        );
+        let waited = wait_for(
+            &format!(
+                "every standby of `{}` to flush its WAL up to {target} before the next rebuild",
+                cx.name(primary)
+            ),
+            CATCH_UP,
+            || async {
+                match h.run(&psql(l, port, "postgres", &sql)).await {
+                    Ok(o) if o.success() && o.stdout_lossy().trim() == "0" => Poll::Ready(()),
+                    Ok(o) => Poll::NotYet(format!("{} standby(s) behind", o.stdout_lossy().trim())),
+                    Err(e) => Poll::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await;
+        if let Err(e) = waited {
+            tracing::warn!(step = "recovery", "{e}");
         }
     }
 
@@ -731,6 +783,7 @@ impl Step for Recovery {
             }
             RecoveryAction::Prepare { nodes, via } => self.prepare(cx, nodes, *via).await?,
             RecoveryAction::Recover { node, via } => {
+                self.standbys_caught_up(cx).await;
                 self.after_pcp_restart(cx, *via).await;
                 // The recovery runs the base backup and the remote start: its
                 // own limit, not a probe's.
