@@ -199,9 +199,6 @@ impl Host for ContainerHost {
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
         let cmd = &*cmd.bounded();
-        let input = cmd
-            .stdin_bytes()
-            .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
         let label = cmd.to_string();
         let started = std::time::Instant::now();
         // `timeout` on the host ends the command itself; this bounds the
@@ -224,6 +221,9 @@ impl Host for ContainerHost {
                 Err(_) => return Err(cmd.deadline_error(&self.name)),
             }
         } else {
+            let input = cmd
+                .stdin_bytes()
+                .map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
             let exec = self.exec(&label, cmd.exec_argv(), cmd.run_as(), input);
             tokio::time::timeout(bound, exec)
                 .await
