@@ -33,75 +33,132 @@ impl fmt::Display for InstallReport {
 /// the Gluster shared directory and its layout (step 4, and the `SHARED_DIR`
 /// part of step 8), then PostgreSQL, postgres SSH trust, Pgpool-II, its start and the online
 /// recovery of the standbys (steps 5-7). Steps 5-7 need `cx.credentials`.
+///
+/// Surveyed ([`steps::run_surveyed`]): every step's plan is made at once
+/// first, and the steps before the first one with something to change are
+/// only verified, side by side; a re-run on a healthy cluster costs about
+/// its slowest step, not the sum of all. The parts below run their steps
+/// one by one.
 pub async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
-    let mut report = InstallReport::default();
-    install_swarm(cx, &mut report).await?;
-    install_shared_dir(cx, &mut report).await?;
-    install_database(cx, &mut report).await?;
-    Ok(report)
+    let p = Procedure::new(cx);
+    Ok(InstallReport {
+        steps: steps::run_surveyed(&p.all(cx), cx).await?,
+    })
+}
+
+/// Steps 1-7 as step values, in the procedure's order, in three parts:
+/// the one list that [`install`] and the part functions both run.
+pub struct Procedure {
+    docker: steps::docker::DockerEngine,
+    swarm_fw: steps::firewall::Firewall,
+    swarm: steps::swarm::Swarm,
+    glusterd: steps::gluster::Glusterd,
+    gluster_fw: steps::firewall::Firewall,
+    gluster: steps::gluster::Gluster,
+    shared_dir: steps::shared_dir::SharedDir,
+    pg_packages: steps::postgres::PgPackages,
+    pg_fw: steps::firewall::Firewall,
+    postgres: steps::postgres::Postgres,
+    pgssh_keys: steps::pgssh::PgSshKeys,
+    pgssh: steps::pgssh::PgSsh,
+    pgpool: steps::pgpool::PgpoolConfig,
+    pgpool_start: steps::pgpool::PgpoolStart,
+    recovery: steps::pgpool::Recovery,
+    pg_sync: steps::postgres::PgSync,
+}
+
+impl Procedure {
+    pub fn new(cx: &Cx<'_>) -> Self {
+        use steps::firewall::Firewall;
+        Procedure {
+            docker: steps::docker::DockerEngine,
+            swarm_fw: Firewall::for_swarm(cx),
+            swarm: Default::default(),
+            glusterd: Default::default(),
+            gluster_fw: Firewall::for_gluster(),
+            gluster: Default::default(),
+            shared_dir: steps::shared_dir::SharedDir,
+            pg_packages: steps::postgres::PgPackages,
+            pg_fw: Firewall::for_database(cx),
+            postgres: steps::postgres::Postgres,
+            pgssh_keys: steps::pgssh::PgSshKeys,
+            pgssh: steps::pgssh::PgSsh,
+            pgpool: steps::pgpool::PgpoolConfig,
+            pgpool_start: Default::default(),
+            recovery: Default::default(),
+            pg_sync: steps::postgres::PgSync,
+        }
+    }
+
+    /// Steps 1-7, in order.
+    pub fn all(&self, cx: &Cx<'_>) -> Vec<&dyn steps::AnyStep> {
+        [self.swarm(), self.shared_dir(cx), self.database()].concat()
+    }
+
+    /// Steps 1-3.
+    pub fn swarm(&self) -> Vec<&dyn steps::AnyStep> {
+        vec![&self.docker, &self.swarm_fw, &self.swarm]
+    }
+
+    /// Step 4 (glusterd, its firewall service, the pool, volume and mounts;
+    /// none of it when `shared_dir.kind = "existing"`: the directory is
+    /// then an operator's file server), then the `SHARED_DIR` layout.
+    pub fn shared_dir(&self, cx: &Cx<'_>) -> Vec<&dyn steps::AnyStep> {
+        let mut v: Vec<&dyn steps::AnyStep> = Vec::new();
+        if cx.topology.shared_dir.kind == SharedDirKind::Gluster {
+            v.extend([
+                &self.glusterd as &dyn steps::AnyStep,
+                &self.gluster_fw,
+                &self.gluster,
+            ]);
+        }
+        v.push(&self.shared_dir);
+        v
+    }
+
+    /// Steps 5-7.
+    pub fn database(&self) -> Vec<&dyn steps::AnyStep> {
+        vec![
+            &self.pg_packages,
+            &self.pg_fw,
+            &self.postgres,
+            &self.pgssh_keys,
+            &self.pgssh,
+            &self.pgpool,
+            &self.pgpool_start,
+            &self.recovery,
+            &self.pg_sync,
+        ]
+    }
+}
+
+/// Runs `steps` one by one into `report`.
+async fn run_each(
+    steps: &[&dyn steps::AnyStep],
+    cx: &Cx<'_>,
+    report: &mut InstallReport,
+) -> Result<(), StepError> {
+    for s in steps {
+        report.steps.push(s.run(cx).await?);
+    }
+    Ok(())
 }
 
 /// Steps 1-3: Docker engine, firewall for the swarm, swarm of managers.
 pub async fn install_swarm(cx: &Cx<'_>, report: &mut InstallReport) -> Result<(), StepError> {
-    report
-        .steps
-        .push(steps::run(&steps::docker::DockerEngine, cx).await?);
-    report
-        .steps
-        .push(steps::run(&steps::firewall::Firewall::for_swarm(cx), cx).await?);
-    report
-        .steps
-        .push(steps::run(&steps::swarm::Swarm::default(), cx).await?);
-    Ok(())
+    run_each(&Procedure::new(cx).swarm(), cx, report).await
 }
 
 /// Step 4 and the shared directory's layout: glusterd, its firewall
 /// service, the pool, volume and mounts (skipped when `shared_dir.kind =
-/// "existing"`: the directory is then an operator's file server), then the
-/// `SHARED_DIR` layout that step 8 needs.
+/// "existing"`), then the `SHARED_DIR` layout that step 8 needs.
 pub async fn install_shared_dir(cx: &Cx<'_>, report: &mut InstallReport) -> Result<(), StepError> {
-    if cx.topology.shared_dir.kind == SharedDirKind::Gluster {
-        report
-            .steps
-            .push(steps::run(&steps::gluster::Glusterd::default(), cx).await?);
-        report
-            .steps
-            .push(steps::run(&steps::firewall::Firewall::for_gluster(), cx).await?);
-        report
-            .steps
-            .push(steps::run(&steps::gluster::Gluster::default(), cx).await?);
-    }
-    report
-        .steps
-        .push(steps::run(&steps::shared_dir::SharedDir, cx).await?);
-    Ok(())
+    run_each(&Procedure::new(cx).shared_dir(cx), cx, report).await
 }
 
 /// Steps 5-7: PostgreSQL streaming replication behind Pgpool-II.
 pub async fn install_database(cx: &Cx<'_>, report: &mut InstallReport) -> Result<(), StepError> {
-    use steps::{pgpool, pgssh, postgres};
-    report
-        .steps
-        .push(steps::run(&postgres::PgPackages, cx).await?);
-    report
-        .steps
-        .push(steps::run(&steps::firewall::Firewall::for_database(cx), cx).await?);
-    report
-        .steps
-        .push(steps::run(&postgres::Postgres, cx).await?);
-    report.steps.push(steps::run(&pgssh::PgSshKeys, cx).await?);
-    report.steps.push(steps::run(&pgssh::PgSsh, cx).await?);
-    report
-        .steps
-        .push(steps::run(&pgpool::PgpoolConfig, cx).await?);
-    report
-        .steps
-        .push(steps::run(&pgpool::PgpoolStart::default(), cx).await?);
-    report
-        .steps
-        .push(steps::run(&pgpool::Recovery::default(), cx).await?);
-    report.steps.push(steps::run(&postgres::PgSync, cx).await?);
-    Ok(())
+    run_each(&Procedure::new(cx).database(), cx, report).await
 }
 
 /// Step 8: the operator's ke2-docker checkout onto the manager, the

@@ -59,6 +59,48 @@ async fn transcripts(platform: Platform) -> (String, String) {
     (one, two)
 }
 
+/// The surveyed re-run (`install`'s, `steps::run_surveyed`: every plan at
+/// once, the clean steps only verified) does what the sequential one does
+/// on a complete install: nothing changed, the same commands (in another
+/// order, so compared sorted).
+#[tokio::test]
+async fn a_surveyed_rerun_runs_the_sequential_rerun_s_commands() {
+    for platform in [Platform::Debian, Platform::Rhel9] {
+        let t = topology(platform);
+        let rec = scripted(&t, platform);
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let c = creds();
+        let cx = Cx::new(&t, &hosts).with_credentials(&c);
+        install_database(&cx, &mut InstallReport::default())
+            .await
+            .unwrap();
+        rec.clear_events();
+        let mut second = InstallReport::default();
+        install_database(&cx, &mut second).await.unwrap();
+        let sequential = sorted_lines(&rec.transcript());
+        rec.clear_events();
+        let p = ke2lab::install::Procedure::new(&cx);
+        let surveyed = ke2lab::steps::run_surveyed(&p.database(), &cx)
+            .await
+            .unwrap();
+        let names: Vec<&str> = surveyed.iter().map(|r| r.step).collect();
+        let expected: Vec<&str> = second.steps.iter().map(|r| r.step).collect();
+        assert_eq!(
+            names, expected,
+            "{platform}: reports in the procedure's order"
+        );
+        assert_eq!(surveyed.iter().map(|r| r.changes.len()).sum::<usize>(), 0);
+        assert!(!sequential.is_empty());
+        assert_eq!(sorted_lines(&rec.transcript()), sequential, "{platform}");
+    }
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
 #[tokio::test]
 async fn debian_database_transcript() {
     let (first, second) = transcripts(Platform::Debian).await;

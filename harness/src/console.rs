@@ -292,7 +292,12 @@ impl Console {
 
     fn finish(&self, r: Running) {
         self.running.lock().unwrap().retain(|(id, _)| *id != r.id);
-        let line = phase_line(&r.name, r.start.elapsed(), &r.fields, self.mode.width);
+        let line = phase_line(
+            &r.name,
+            r.fields.elapsed(r.start.elapsed()),
+            &r.fields,
+            self.mode.width,
+        );
         if let Some(b) = r.bar {
             b.finish_and_clear();
             self.multi.remove(&b);
@@ -318,6 +323,17 @@ pub struct PhaseFields {
     pub phase: Option<String>,
     pub changes: Option<u64>,
     pub detail: Option<String>,
+    /// The phase's own time, when it was recorded.
+    pub elapsed_ms: Option<u64>,
+}
+
+impl PhaseFields {
+    /// The phase's time: its recorded `elapsed_ms`, else how long its span
+    /// lived (`lived`). A phase reported after the fact (the core's
+    /// surveyed steps, run side by side) says its own time.
+    pub fn elapsed(&self, lived: Duration) -> Duration {
+        self.elapsed_ms.map_or(lived, Duration::from_millis)
+    }
 }
 
 impl Visit for PhaseFields {
@@ -329,8 +345,10 @@ impl Visit for PhaseFields {
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "changes" {
-            self.changes = Some(value);
+        match field.name() {
+            "changes" => self.changes = Some(value),
+            "elapsed_ms" => self.elapsed_ms = Some(value),
+            _ => {}
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -562,6 +580,18 @@ mod tests {
         r.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"0123456789");
         assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 15);
+    }
+
+    #[test]
+    fn a_recorded_time_is_the_phase_s_own() {
+        let lived = Duration::from_secs(4);
+        assert_eq!(PhaseFields::default().elapsed(lived), lived);
+        let surveyed = PhaseFields {
+            changes: Some(0),
+            elapsed_ms: Some(1250),
+            ..Default::default()
+        };
+        assert_eq!(surveyed.elapsed(lived), Duration::from_millis(1250));
     }
 
     #[test]

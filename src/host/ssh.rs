@@ -78,14 +78,25 @@ impl SshConfig {
 /// A host behind `ssh`.
 pub struct SshHost {
     cfg: SshConfig,
+    /// Commands in flight to this host, at most [`MAX_CHANNELS`].
+    channels: tokio::sync::Semaphore,
 }
+
+/// At most this many commands run at once on one server: over one master
+/// connection each is a session channel, and sshd refuses a connection's
+/// channels beyond its `MaxSessions` (10 by default); the install's survey
+/// runs several steps' probes at once.
+pub const MAX_CHANNELS: usize = 8;
 
 /// `ssh` itself exits 255 when it could not carry the command.
 const SSH_TRANSPORT_FAILURE: i32 = 255;
 
 impl SshHost {
     pub fn new(cfg: SshConfig) -> Self {
-        SshHost { cfg }
+        SshHost {
+            cfg,
+            channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
+        }
     }
 
     fn command(&self, remote: &str) -> Command {
@@ -203,6 +214,11 @@ impl Host for SshHost {
     }
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
+        let _channel = self
+            .channels
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let cmd = &*cmd.bounded();
         let mut remote = cmd.shell_line();
         if let Some(u) = cmd.run_as() {

@@ -211,9 +211,7 @@ pub async fn run<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError
 async fn run_step<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepError> {
     let start = Instant::now();
     let plan = step.plan(cx).await?;
-    for w in &plan.warnings {
-        tracing::warn!(step = step.name(), "{w}");
-    }
+    warn_of(step.name(), &plan.warnings);
     if step.hosts_independent() {
         // Each host's items in their planned order, hosts side by side.
         let hosts: Vec<usize> = (0..cx.hosts.len()).collect();
@@ -248,6 +246,195 @@ async fn run_step<S: Step>(step: &S, cx: &Cx<'_>) -> Result<StepReport, StepErro
         warnings: plan.warnings,
         elapsed: start.elapsed(),
     })
+}
+
+fn warn_of(step: &'static str, warnings: &[String]) {
+    for w in warnings {
+        tracing::warn!(step, "{w}");
+    }
+}
+
+/// A step of any action type, for a list of steps (the procedure in
+/// `install`): [`run`] it, or look first ([`AnyStep::survey`]) and, when
+/// it has nothing to change, only verify it ([`AnyStep::finish_surveyed`]).
+#[async_trait]
+pub trait AnyStep: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// [`run`]: plan, apply, verify, in the step's own `phase` span.
+    async fn run(&self, cx: &Cx<'_>) -> Result<StepReport, StepError>;
+
+    /// The step's plan alone, reduced to whether it is empty: reads only
+    /// ([`Step::plan`] changes nothing), so surveys of several steps may
+    /// run at once.
+    async fn survey(&self, cx: &Cx<'_>) -> Result<Survey, StepError>;
+
+    /// The rest of a step whose survey found nothing to change: its
+    /// warnings, then its verify (and repair); reported as [`run`] would.
+    async fn finish_surveyed(&self, cx: &Cx<'_>, survey: Survey) -> Result<StepReport, StepError>;
+}
+
+/// What a step's survey saw: nothing to change (`empty`), or something.
+#[derive(Clone, Debug)]
+pub struct Survey {
+    pub empty: bool,
+    pub warnings: Vec<String>,
+    pub elapsed: Duration,
+}
+
+#[async_trait]
+impl<S: Step> AnyStep for S {
+    fn name(&self) -> &'static str {
+        Step::name(self)
+    }
+
+    async fn run(&self, cx: &Cx<'_>) -> Result<StepReport, StepError> {
+        run(self, cx).await
+    }
+
+    async fn survey(&self, cx: &Cx<'_>) -> Result<Survey, StepError> {
+        let start = Instant::now();
+        let plan = self.plan(cx).await?;
+        Ok(Survey {
+            empty: plan.items.is_empty(),
+            warnings: plan.warnings,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    async fn finish_surveyed(&self, cx: &Cx<'_>, survey: Survey) -> Result<StepReport, StepError> {
+        debug_assert!(survey.empty, "only an empty plan is finished unapplied");
+        let start = Instant::now();
+        warn_of(Step::name(self), &survey.warnings);
+        let changes = self.verify_and_repair(cx).await?;
+        Ok(StepReport {
+            step: Step::name(self),
+            changes,
+            warnings: survey.warnings,
+            elapsed: survey.elapsed + start.elapsed(),
+        })
+    }
+}
+
+/// How many steps a survey plans, or verifies, at once: enough to overlap
+/// their round trips, few enough that a host's command channels stay
+/// under sshd's `MaxSessions` (10) and a lab host's session pool small.
+pub const SURVEY_WIDTH: usize = 8;
+
+/// Runs `steps` in order, as [`run`] one by one would, but looks first:
+/// every step's plan at once ([`SURVEY_WIDTH`] at a time). Plans only
+/// read, and a plan made while every earlier step's plan is empty saw the
+/// state the sequential run would see, so the steps before the first
+/// one with something to change (or a failed plan) are only verified, also
+/// side by side; from that step on they run one by one, planning again,
+/// since its changes may change what the later ones find. A healthy
+/// cluster (the no-op re-provision) so costs its longest plan and verify,
+/// not the sum of all. Each step's `phase` span is opened, in order, once
+/// its outcome is known, with its own time (`elapsed_ms`).
+pub async fn run_surveyed(
+    steps: &[&dyn AnyStep],
+    cx: &Cx<'_>,
+) -> Result<Vec<StepReport>, StepError> {
+    use tracing::Instrument;
+    let surveys = clean_prefix(steps, cx).await;
+    let clean = surveys.len();
+    tracing::debug!(
+        surveyed = steps.len(),
+        clean,
+        "survey: the first {clean} step(s) have nothing to change"
+    );
+    let verified = side_by_side(
+        steps[..clean]
+            .iter()
+            .zip(surveys)
+            .map(|(s, survey)| async move {
+                s.finish_surveyed(cx, survey)
+                    .instrument(tracing::debug_span!("verify", step = s.name()))
+                    .await
+            }),
+    )
+    .await;
+    let mut reports = Vec::with_capacity(steps.len());
+    for (s, r) in steps.iter().zip(verified) {
+        let span = tracing::info_span!(
+            "phase",
+            phase = s.name(),
+            changes = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty
+        );
+        let r = r?;
+        span.record("elapsed_ms", r.elapsed.as_millis() as u64);
+        span.record("changes", r.changes.len() as u64);
+        reports.push(r);
+    }
+    for s in &steps[clean..] {
+        reports.push(s.run(cx).await?);
+    }
+    Ok(reports)
+}
+
+/// The surveys of the longest run of steps from the first that have
+/// nothing to change, [`SURVEY_WIDTH`] at a time in any order. Once a
+/// step is found with something to change (or a failed plan), no later
+/// step is started and those still running are dropped: on fresh hosts
+/// (`up`) the survey costs a few plans, not all of them.
+async fn clean_prefix(steps: &[&dyn AnyStep], cx: &Cx<'_>) -> Vec<Survey> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use tracing::Instrument;
+    let survey = |i: usize| {
+        let s = steps[i];
+        async move {
+            let r = s
+                .survey(cx)
+                .instrument(tracing::debug_span!("survey", step = s.name()))
+                .await;
+            (i, r)
+        }
+    };
+    let mut found: Vec<Option<Survey>> = vec![None; steps.len()];
+    // Steps from `limit` on are not needed: an earlier one has changes.
+    let mut limit = steps.len();
+    let mut next = 0;
+    let mut running = FuturesUnordered::new();
+    loop {
+        while next < limit && running.len() < SURVEY_WIDTH {
+            running.push(survey(next));
+            next += 1;
+        }
+        let Some((i, r)) = running.next().await else {
+            break;
+        };
+        match r {
+            Ok(s) if s.empty => found[i] = Some(s),
+            _ => limit = limit.min(i),
+        }
+        if found[..limit].iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found
+        .into_iter()
+        .take(limit)
+        .map(|s| s.expect("surveyed"))
+        .collect()
+}
+
+/// Every future's output in the iterator's order, at most
+/// [`SURVEY_WIDTH`] running at once (a slow one does not hold the others'
+/// places, unlike `buffered`).
+async fn side_by_side<T, F>(futs: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    use futures_util::StreamExt;
+    let mut out: Vec<(usize, T)> =
+        futures_util::stream::iter(futs.enumerate().map(|(i, f)| async move { (i, f.await) }))
+            .buffer_unordered(SURVEY_WIDTH)
+            .collect()
+            .await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 async fn apply_logged<S: Step>(
@@ -290,4 +477,151 @@ where
     let futs = (0..cx.hosts.len()).map(|i| f(i, cx.hosts[i].as_ref()));
     let results = futures_util::future::join_all(futs).await;
     results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+    use crate::host::Recorder;
+
+    /// A step that has `pending` changes to make (one per apply) and
+    /// counts its plans, applies and verifies; its plan or verify may fail.
+    #[derive(Default)]
+    struct Counted {
+        pending: AtomicUsize,
+        plans: AtomicUsize,
+        applies: AtomicUsize,
+        verifies: AtomicUsize,
+        fail_plan: AtomicBool,
+        fail_verify: AtomicBool,
+    }
+
+    impl Counted {
+        fn counts(&self) -> (usize, usize, usize) {
+            (
+                self.plans.load(SeqCst),
+                self.applies.load(SeqCst),
+                self.verifies.load(SeqCst),
+            )
+        }
+    }
+
+    fn broken(what: &str) -> StepError {
+        StepError::State {
+            step: "counted",
+            host: "h".into(),
+            message: what.into(),
+        }
+    }
+
+    #[async_trait]
+    impl Step for Counted {
+        type Action = ();
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        async fn plan(&self, _cx: &Cx<'_>) -> Result<Plan<()>, StepError> {
+            self.plans.fetch_add(1, SeqCst);
+            // A real plan waits on its hosts: let the others run meanwhile.
+            tokio::task::yield_now().await;
+            if self.fail_plan.load(SeqCst) {
+                return Err(broken("plan"));
+            }
+            let mut p = Plan::default();
+            if self.pending.load(SeqCst) > 0 {
+                p.push(0, "change", ());
+            }
+            Ok(p)
+        }
+        async fn apply(&self, _cx: &Cx<'_>, _item: &Planned<()>) -> Result<(), StepError> {
+            self.applies.fetch_add(1, SeqCst);
+            self.pending.fetch_sub(1, SeqCst);
+            Ok(())
+        }
+        async fn verify(&self, _cx: &Cx<'_>) -> Result<(), StepError> {
+            self.verifies.fetch_add(1, SeqCst);
+            if self.fail_verify.load(SeqCst) {
+                return Err(broken("verify"));
+            }
+            Ok(())
+        }
+    }
+
+    async fn surveyed(steps: &[Counted]) -> Result<Vec<StepReport>, StepError> {
+        let t = crate::topology::Topology::fixture("three-node")
+            .unwrap()
+            .topology;
+        let rec = Recorder::new();
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(&t, &hosts);
+        let list: Vec<&dyn AnyStep> = steps.iter().map(|s| s as &dyn AnyStep).collect();
+        run_surveyed(&list, &cx).await
+    }
+
+    fn steps(n: usize) -> Vec<Counted> {
+        (0..n).map(|_| Counted::default()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_clean_survey_plans_and_verifies_each_step_once() {
+        let s = steps(SURVEY_WIDTH * 2 + 1);
+        let reports = surveyed(&s).await.unwrap();
+        assert_eq!(reports.len(), s.len());
+        assert!(reports.iter().all(|r| r.changes.is_empty()));
+        for st in &s {
+            assert_eq!(st.counts(), (1, 0, 1));
+        }
+    }
+
+    #[tokio::test]
+    async fn from_the_first_step_with_changes_the_steps_run_one_by_one() {
+        let s = steps(SURVEY_WIDTH * 3);
+        let first = 2;
+        s[first].pending.store(1, SeqCst);
+        s[first + 3].pending.store(1, SeqCst);
+        let reports = surveyed(&s).await.unwrap();
+        let changes: Vec<usize> = reports.iter().map(|r| r.changes.len()).collect();
+        let mut expected = vec![0; s.len()];
+        expected[first] = 1;
+        expected[first + 3] = 1;
+        assert_eq!(changes, expected);
+        for (i, st) in s.iter().enumerate() {
+            let (plans, applies, verifies) = st.counts();
+            assert_eq!(verifies, 1, "step {i}");
+            assert_eq!(applies, expected[i], "step {i}");
+            match i {
+                // Surveyed clean: the survey's plan is the only one.
+                i if i < first => assert_eq!(plans, 1, "step {i}"),
+                // Planned again by its sequential run.
+                i if i == first => assert_eq!(plans, 2, "step {i}"),
+                // Perhaps surveyed while the survey ran, then run.
+                _ => assert!((1..=2).contains(&plans), "step {i}"),
+            }
+        }
+        // The survey stopped at `first`: the last step was never surveyed.
+        assert_eq!(s[s.len() - 1].counts(), (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_plan_fails_as_in_a_sequential_run() {
+        let s = steps(4);
+        s[1].fail_plan.store(true, SeqCst);
+        let e = surveyed(&s).await.unwrap_err();
+        assert!(e.to_string().contains("plan"), "{e}");
+        assert_eq!(s[0].counts(), (1, 0, 1));
+        // Its survey's plan and its run's; nothing after it runs.
+        assert_eq!(s[1].counts(), (2, 0, 0));
+        assert_eq!(s[3].verifies.load(SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_verify_of_a_clean_step_fails_the_run() {
+        let s = steps(3);
+        s[1].fail_verify.store(true, SeqCst);
+        let e = surveyed(&s).await.unwrap_err();
+        assert!(e.to_string().contains("verify"), "{e}");
+        assert_eq!(s[1].counts(), (1, 0, 1));
+    }
 }
