@@ -701,21 +701,38 @@ impl PgpoolSpec {
     }
 
     /// The `pgpool.conf` settings this section changes, with their values
-    /// as written there (quoted where Pgpool-II wants a string); empty for
-    /// a real server's topology.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
+    /// (the renderer quotes a [`ConfValue::Str`]); empty for a real
+    /// server's topology.
+    pub fn settings(&self) -> Vec<(&'static str, ConfValue)> {
         let mut out = Vec::new();
         if let Some(mb) = self.cache_memory_mb {
-            out.push(("memqcache_total_size", format!("'{mb}MB'")));
+            out.push(("memqcache_total_size", ConfValue::Str(format!("{mb}MB"))));
             out.push((
                 "memqcache_max_num_cache",
-                Self::max_num_cache(mb).to_string(),
+                ConfValue::Int(Self::max_num_cache(mb)),
             ));
         }
         if let Some(s) = self.wd_interval {
-            out.push(("wd_interval", s.to_string()));
+            out.push(("wd_interval", ConfValue::Int(s.into())));
         }
         out
+    }
+}
+
+/// A configuration value: a number, or a string (a size with its unit),
+/// which a configuration file quotes. Displayed bare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfValue {
+    Int(u64),
+    Str(String),
+}
+
+impl fmt::Display for ConfValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfValue::Int(n) => write!(f, "{n}"),
+            ConfValue::Str(s) => f.write_str(s),
+        }
     }
 }
 

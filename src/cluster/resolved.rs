@@ -343,7 +343,10 @@ impl Resolved {
                 .pgpool
                 .settings()
                 .into_iter()
-                .map(|(key, value)| Setting { key, value })
+                .map(|(key, value)| Setting {
+                    key,
+                    value: value.to_string(),
+                })
                 .collect(),
         };
 

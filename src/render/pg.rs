@@ -184,7 +184,13 @@ pub fn pgpool_conf(p: &PgParams) -> String {
     ];
     // The lab's deviations (`[pgpool]`), only where the topology asks for
     // them; before the include, like every KE2 setting.
-    lines.extend(t.pgpool.settings());
+    lines.extend(t.pgpool.settings().into_iter().map(|(k, v)| {
+        let v = match v {
+            crate::topology::ConfValue::Str(s) => q(&s),
+            n => n.to_string(),
+        };
+        (k, v)
+    }));
     lines.push(("include", q(&l.in_pgpool_dir(BACKENDS_FILE))));
     let mut s = String::new();
     for (k, v) in lines {
