@@ -327,7 +327,8 @@ pub const SURVEY_WIDTH: usize = 8;
 /// state the sequential run would see, so the steps before the first
 /// one with something to change (or a failed plan) are only verified, also
 /// side by side; from that step on they run one by one, planning again,
-/// since its changes may change what the later ones find. A healthy
+/// since its changes may change what the later ones find. So do the steps
+/// after a verified one whose verify repaired something. A healthy
 /// cluster (the no-op re-provision) so costs its longest plan and verify,
 /// not the sum of all. Each step's `phase` span is opened, in order, once
 /// its outcome is known, with its own time (`elapsed_ms`).
@@ -354,8 +355,15 @@ pub async fn run_surveyed(
             }),
     )
     .await;
+    // A verify that repaired something (the recovery step's stale
+    // member) changed what the later steps' surveys saw: those run again,
+    // one by one, as after a step with changes.
+    let kept = verified
+        .iter()
+        .position(|r| matches!(r, Ok(r) if !r.changes.is_empty()))
+        .map_or(clean, |i| i + 1);
     let mut reports = Vec::with_capacity(steps.len());
-    for (s, r) in steps.iter().zip(verified) {
+    for (s, r) in steps[..kept].iter().zip(verified) {
         let span = tracing::info_span!(
             "phase",
             phase = s.name(),
@@ -367,7 +375,7 @@ pub async fn run_surveyed(
         span.record("changes", r.changes.len() as u64);
         reports.push(r);
     }
-    for s in &steps[clean..] {
+    for s in &steps[kept..] {
         reports.push(s.run(cx).await?);
     }
     Ok(reports)
@@ -496,6 +504,8 @@ mod tests {
         verifies: AtomicUsize,
         fail_plan: AtomicBool,
         fail_verify: AtomicBool,
+        /// Its verify repairs something (once).
+        repairs: AtomicBool,
     }
 
     impl Counted {
@@ -546,6 +556,17 @@ mod tests {
                 return Err(broken("verify"));
             }
             Ok(())
+        }
+        async fn verify_and_repair(&self, cx: &Cx<'_>) -> Result<Vec<Change>, StepError> {
+            self.verify(cx).await?;
+            Ok(if self.repairs.swap(false, SeqCst) {
+                vec![Change {
+                    host: "h".into(),
+                    summary: "repair".into(),
+                }]
+            } else {
+                Vec::new()
+            })
         }
     }
 
@@ -602,6 +623,21 @@ mod tests {
         }
         // The survey stopped at `first`: the last step was never surveyed.
         assert_eq!(s[s.len() - 1].counts(), (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn after_a_verify_that_repaired_the_later_steps_run_again() {
+        let s = steps(4);
+        s[1].repairs.store(true, SeqCst);
+        let reports = surveyed(&s).await.unwrap();
+        let changes: Vec<usize> = reports.iter().map(|r| r.changes.len()).collect();
+        assert_eq!(changes, [0, 1, 0, 0]);
+        assert_eq!(s[0].counts(), (1, 0, 1));
+        assert_eq!(s[1].counts(), (1, 0, 1));
+        // Surveyed and verified with the others, then run again.
+        for st in &s[2..] {
+            assert_eq!(st.counts(), (2, 0, 2));
+        }
     }
 
     #[tokio::test]
