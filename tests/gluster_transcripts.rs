@@ -51,6 +51,7 @@ fn gluster_done(t: &Topology, rec: &Recorder) {
         "gluster pool list --xml",
         vec![Output::ok(POOL_CONNECTED)],
     ));
+    support::gluster::others_connected(t, rec);
     rec.rule(Rule::on(
         first,
         "gluster volume info gvol0 --xml",
@@ -382,6 +383,7 @@ fn gluster_fresh(t: &Topology) -> Recorder {
         "gluster pool list --xml",
         vec![Output::ok(POOL_ALONE), Output::ok(POOL_CONNECTED)],
     ));
+    support::gluster::others_connected(t, &rec);
     rec.rule(Rule::on(
         first,
         "gluster volume info gvol0 --xml",
@@ -443,6 +445,41 @@ async fn without_a_ping_timeout_the_document_default_stays() {
         !rec.transcript().contains("volume set"),
         "{}",
         rec.transcript()
+    );
+}
+
+/// `volume create` is staged on every peer, and one that is not yet
+/// connected to another refuses it ("Staging failed on ke2-server2. Error:
+/// Host ke2-server3 not connected", CI): the create waits until every
+/// host, not only the first, sees every peer connected.
+#[tokio::test]
+async fn the_volume_is_created_once_every_host_sees_every_peer() {
+    let t = topology();
+    let rec = gluster_fresh(&t);
+    rec.rule(Rule::on(
+        "ke2-server2",
+        "gluster pool list --xml",
+        vec![
+            Output::ok(include_str!(
+                "fixtures/gluster/pool_list_peer_disconnected.xml"
+            )),
+            Output::ok(POOL_CONNECTED),
+        ],
+    ));
+    let hosts = hosts_of(&t, &rec);
+    steps::run(&Gluster::default(), &Cx::new(&t, &hosts))
+        .await
+        .unwrap();
+    let transcript = rec.transcript();
+    let create = transcript
+        .find("$ gluster volume create")
+        .unwrap_or_else(|| panic!("no create:\n{transcript}"));
+    assert_eq!(
+        transcript[..create]
+            .matches("[ke2-server2] $ gluster pool list --xml")
+            .count(),
+        2,
+        "the create came before ke2-server2 saw every peer:\n{transcript}"
     );
 }
 

@@ -125,12 +125,26 @@ pub fn gluster_mount(t: &Topology) -> String {
     )
 }
 
+/// Every host but the first sees the whole pool connected whenever asked
+/// (it is asked only once the first host's probes are done: the create
+/// waits until every host sees every peer).
+pub fn others_connected(t: &Topology, rec: &Recorder) {
+    for h in &t.hosts[1..] {
+        rec.rule(Rule::on(
+            &h.name,
+            "gluster pool list --xml",
+            vec![pool_connected(t)],
+        ));
+    }
+}
+
 /// The first host's view of pool and volume: `pool` and `info` answer in
 /// turn (the last repeats).
 pub fn first_host_view(t: &Topology, rec: &Recorder, pool: Vec<Output>, info: Vec<Output>) {
     let first = &t.hosts[0].name;
     let v = &t.shared_dir.volume;
     rec.rule(Rule::on(first, "gluster pool list --xml", pool));
+    others_connected(t, rec);
     rec.rule(Rule::on(
         first,
         format!("gluster volume info {v} --xml"),
