@@ -115,10 +115,15 @@ async fn verbs(lab: &Lab) -> Result<()> {
         );
     }
 
-    // pause / unpause: the host hangs; exec and ssh get no answer.
+    // pause / unpause: the host hangs; exec and ssh get no answer. The
+    // command's own deadline bounds the wait: without one it would wait
+    // the default 900 s for a host that never answers.
     f.pause(c).await?;
     ensure!(
-        lab.host(c)?.run(&Cmd::new(["true"])).await.is_err(),
+        lab.host(c)?
+            .run(&Cmd::new(["true"]).deadline(Duration::from_secs(5)))
+            .await
+            .is_err(),
         "a command ran on the paused host `{c}`"
     );
     ensure!(
