@@ -34,7 +34,11 @@ pub struct ContainerHost {
 /// live in a private (0700) directory on the host's `/run` tmpfs, emptied
 /// after each command. Every process started costs about 5 ms here (the
 /// root filesystem is fuse-overlayfs), so the server starts as few as it
-/// can: a root command costs the command, one `stat` and one `cat`. A
+/// can: a root command costs the command, one `stat` and one `cat` (and a
+/// `head` only when it has input). Another user's command starts through
+/// `setpriv`, not `runuser`: the same uid, gid, groups and `HOME`, `USER`,
+/// `LOGNAME` (what `runuser -u` sets), without a PAM session, 15-20 ms
+/// less per command here (the user's gid is asked once per session). A
 /// daemon that kept the command's stdout would add bytes after the sizes
 /// were taken; the next answer then fails to parse and the session is
 /// dropped (such a daemon would hang a plain exec for ever, and none
@@ -44,16 +48,26 @@ const SERVER: &str = r#"LC_ALL=C
 d=$(mktemp -d /run/ke2lab-session.XXXXXX) || exit 1
 trap 'rm -rf "$d"' EXIT
 run='IFS= read -r -d "" -u 3 s; exec 3<&-; eval "$s"'
+declare -A gid
 while read -r slen ilen user; do
     s=
     IFS= read -r -d '' -N "$slen" s
     [ "${#s}" -eq "$slen" ] || exit 1
-    head -c "$ilen" >"$d/in" || exit 1
+    in=/dev/null
+    if [ "$ilen" -gt 0 ]; then
+        head -c "$ilen" >"$d/in" || exit 1
+        in=$d/in
+    fi
     if [ "$user" = - ]; then
-        (eval "$s") <"$d/in" >"$d/out" 2>"$d/err"
+        (eval "$s") <"$in" >"$d/out" 2>"$d/err"
     else
+        [[ $user =~ ^[a-z_][a-z0-9_-]*$ ]] || exit 1
+        [ -n "${gid[$user]}" ] || gid[$user]=$(id -g -- "$user") || exit 1
+        eval "home=~$user"
         printf '%s' "$s" >"$d/s"
-        runuser -u "$user" -- bash -c "$run" 3<"$d/s" <"$d/in" >"$d/out" 2>"$d/err"
+        HOME=$home USER=$user LOGNAME=$user \
+            setpriv --reuid="$user" --regid="${gid[$user]}" --init-groups -- \
+            bash -c "$run" 3<"$d/s" <"$in" >"$d/out" 2>"$d/err"
     fi
     st=$?
     s=

@@ -35,10 +35,31 @@ async fn sessions_answer_like_an_exec() -> Result<()> {
         ensure!(out.stdout == b"a\0b", "stdout {:?}", out.stdout);
         ensure!(out.stderr == b"err\n", "stderr {:?}", out.stderr);
 
-        let out = h.run(&Cmd::new(["id", "-un"]).user("postgres")).await?;
+        // Another user's command: its uid, primary group, supplementary
+        // groups and login variables as `runuser -u` gives them, its
+        // input, and no input read as an empty one.
+        let want_groups = h.run(&Cmd::new(["id", "-G", "postgres"])).await?;
+        ensure!(want_groups.success(), "id -G postgres failed");
+        let out = h
+            .run(
+                &Cmd::sh("echo \"$(id -un) $(id -gn) $HOME $USER $LOGNAME\"; id -G; cat")
+                    .user("postgres")
+                    .stdin(b"input".to_vec()),
+            )
+            .await?;
+        let want = format!(
+            "postgres postgres /var/lib/postgresql postgres postgres\n{}input",
+            want_groups.stdout_lossy()
+        );
         ensure!(
-            out.stdout_lossy().trim() == "postgres",
+            out.success() && out.stdout_lossy() == want,
             "user {:?}",
+            out.stdout_lossy()
+        );
+        let out = h.run(&Cmd::new(["cat"]).user("postgres")).await?;
+        ensure!(
+            out.success() && out.stdout.is_empty(),
+            "no input {:?}",
             out.stdout_lossy()
         );
         // The session's own locale setting is not the commands'.
