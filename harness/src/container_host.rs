@@ -38,7 +38,8 @@ pub struct ContainerHost {
 /// `head` only when it has input). Another user's command starts through
 /// `setpriv`, not `runuser`: the same uid, gid, groups and `HOME`, `USER`,
 /// `LOGNAME` (what `runuser -u` sets), without a PAM session, 15-20 ms
-/// less per command here (the user's gid is asked once per session). A
+/// less per command here (the user's gid and home are read from the
+/// password database once per session). A
 /// daemon that kept the command's stdout would add bytes after the sizes
 /// were taken; the next answer then fails to parse and the session is
 /// dropped (such a daemon would hang a plain exec for ever, and none
@@ -48,7 +49,7 @@ const SERVER: &str = r#"LC_ALL=C
 d=$(mktemp -d /run/ke2lab-session.XXXXXX) || exit 1
 trap 'rm -rf "$d"' EXIT
 run='IFS= read -r -d "" -u 3 s; exec 3<&-; eval "$s"'
-declare -A gid
+declare -A gid home
 while read -r slen ilen user; do
     s=
     IFS= read -r -d '' -N "$slen" s
@@ -61,11 +62,15 @@ while read -r slen ilen user; do
     if [ "$user" = - ]; then
         (eval "$s") <"$in" >"$d/out" 2>"$d/err"
     else
+        # A plain name only: it is an array subscript below.
         [[ $user =~ ^[a-z_][a-z0-9_-]*$ ]] || exit 1
-        [ -n "${gid[$user]}" ] || gid[$user]=$(id -g -- "$user") || exit 1
-        eval "home=~$user"
+        if [ -z "${gid[$user]}" ]; then
+            IFS=: read -r _ _ _ "gid[$user]" _ "home[$user]" _ \
+                < <(getent passwd -- "$user")
+            [ -n "${gid[$user]}" ] || exit 1
+        fi
         printf '%s' "$s" >"$d/s"
-        HOME=$home USER=$user LOGNAME=$user \
+        HOME=${home[$user]} USER=$user LOGNAME=$user \
             setpriv --reuid="$user" --regid="${gid[$user]}" --init-groups -- \
             bash -c "$run" 3<"$d/s" <"$in" >"$d/out" 2>"$d/err"
     fi
