@@ -152,3 +152,114 @@ async fn a_false_primary_named_by_pgpool_is_not_taken() {
     rec.rule(Rule::on(&t.hosts[1].name, count, vec![Output::ok("2\n")]));
     assert_eq!(current_primary(&cx).await.unwrap(), 1);
 }
+
+/// A standby that runs in recovery but that the primary's
+/// `pg_stat_replication` never lists as streaming (its WAL is gone from the
+/// primary: seen in CI after a failover, the standby re-pointed but asking
+/// for a removed segment for ever) is rebuilt by the recovery step's
+/// verify: stopped, detached and recovered through the watchdog leader,
+/// once its stall grace passed; then the cluster is healthy.
+async fn stalled_standby_transcript(platform: Platform) -> String {
+    use ke2lab::steps::pgpool::Recovery;
+    let t = topology(platform);
+    let rec = scripted(&t, platform);
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let c = creds();
+    let cx = Cx::new(&t, &hosts).with_credentials(&c);
+    install_database(&cx, &mut InstallReport::default())
+        .await
+        .unwrap();
+    let (n1, n3) = (t.hosts[0].name.as_str(), t.hosts[2].name.as_str());
+    let l1 = Layout::of(t.hosts[0].platform);
+    let l3 = Layout::of(t.hosts[2].platform);
+    let pg = t.ports.postgres;
+    let pcp = format!(
+        "(as postgres) env PCPPASSFILE={} pcp_",
+        l1.in_home(".pcppass")
+    );
+    let port = t.ports.pcp;
+    // The primary streams to the second host only, until the third is
+    // recovered again.
+    let repl = format!(
+        "(as postgres) psql -X -q -At -v ON_ERROR_STOP=1 -h {} -p {pg} -d postgres -c 'SELECT coalesce(json_agg(",
+        l1.socket_dir
+    );
+    let one = format!(
+        r#"[{{"application_name":"{}","state":"streaming","sync_state":"async"}}]"#,
+        t.hosts[1].name
+    );
+    rec.rule(Rule::on(n1, &repl, vec![Output::ok(one)]));
+    rec.rule(Rule::on(n1, &repl, vec![support::db::replicas(&t, true)]).when("recovered again"));
+    // The third host's PostgreSQL runs (in recovery) until it is stopped.
+    let isready = format!(
+        "{} -q -U postgres -h {} -p {pg}",
+        l3.pg_tool("pg_isready"),
+        l3.socket_dir
+    );
+    rec.rule(Rule::on(n3, &isready, vec![Output::ok("")]));
+    rec.rule(Rule::on(n3, format!("{}", l3.pg_stop()), vec![Output::ok("")]).sets("stopped"));
+    rec.rule(Rule::on(n3, &isready, vec![Output::fail(2, "")]).when("stopped"));
+    // The leader counts it down once detached, up once recovered.
+    let info = format!("{pcp}node_info -w -h localhost -U pgpool -v -p {port} -n 2");
+    rec.rule(
+        Rule::on(
+            n1,
+            format!("{pcp}detach_node -w -h localhost -U pgpool -p {port} -n 2"),
+            vec![Output::ok("")],
+        )
+        .sets("detached"),
+    );
+    rec.rule(Rule::on(n1, &info, vec![node_info(n3, "down", "standby", "")]).when("detached"));
+    rec.rule(
+        Rule::on(
+            n1,
+            format!("{pcp}recovery_node -w -h localhost -U pgpool -p {port} -n 2"),
+            vec![Output::ok("")],
+        )
+        .sets("recovered again"),
+    );
+    rec.rule(
+        Rule::on(n1, &info, vec![node_info(n3, "up", "standby", "streaming")])
+            .when("recovered again"),
+    );
+    rec.clear_events();
+    let mut recovery = Recovery::default();
+    recovery.stall_grace = std::time::Duration::ZERO;
+    recovery.settle = std::time::Duration::from_secs(20);
+    let report = ke2lab::steps::run(&recovery, &cx).await.unwrap();
+    let summaries: Vec<&str> = report.changes.iter().map(|c| c.summary.as_str()).collect();
+    assert_eq!(report.changes.len(), 1, "{summaries:?}");
+    assert_eq!(report.changes[0].host, n3);
+    assert!(
+        summaries[0].contains("without streaming from the primary"),
+        "{summaries:?}"
+    );
+    let transcript = rec.transcript();
+    let recovers: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("pcp_recovery_node"))
+        .collect();
+    assert_eq!(recovers.len(), 1, "one rebuild:\n{transcript}");
+    assert!(
+        recovers[0].starts_with(&format!("[{n1}] $ ")),
+        "through the leader: {recovers:?}"
+    );
+    assert!(recovers[0].ends_with("-n 2"), "{recovers:?}");
+    transcript
+}
+
+#[tokio::test]
+async fn debian_stalled_standby_is_rebuilt() {
+    insta::assert_snapshot!(
+        "debian_stalled_standby",
+        stalled_standby_transcript(Platform::Debian).await
+    );
+}
+
+#[tokio::test]
+async fn rhel9_stalled_standby_is_rebuilt() {
+    insta::assert_snapshot!(
+        "rhel9_stalled_standby",
+        stalled_standby_transcript(Platform::Rhel9).await
+    );
+}

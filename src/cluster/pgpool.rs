@@ -256,6 +256,80 @@ pub fn decide(v: &PgpoolView) -> Decision {
     Decision::Healthy { leader, primary }
 }
 
+/// How long a standby may run in recovery without streaming from the
+/// primary before [`StallWatch`] names it for a rebuild. Longer than a
+/// standby's start takes to connect (under a second; seconds on a loaded
+/// machine), short against a heal's wait. A standby the primary's WAL has
+/// moved past ("requested WAL segment … has already been removed": no slot
+/// or `wal_keep_size` holds it, as the document sets none) retries every
+/// `wal_retrieve_retry_interval` for ever and never streams again.
+pub const STALL_GRACE: Duration = Duration::from_secs(30);
+
+/// The standbys in `v` that run in recovery but do not stream from its one
+/// primary: PostgreSQL answers `pg_is_in_recovery()` true on them and the
+/// primary's `pg_stat_replication` has no `streaming` row with their
+/// `application_name`. Empty without exactly one primary (no primary to
+/// stream from, or split brain, which [`decide`] refuses).
+pub fn not_streaming(v: &PgpoolView) -> Vec<usize> {
+    let primaries = v.pg.iter().filter(|p| **p == PgState::Primary).count();
+    if primaries != 1 {
+        return Vec::new();
+    }
+    (0..v.hosts.len())
+        .filter(|&s| v.pg[s] == PgState::Standby)
+        .filter(|&s| {
+            !v.replicas
+                .iter()
+                .any(|r| r.application_name == v.hosts[s] && r.state == "streaming")
+        })
+        .collect()
+}
+
+/// Which standbys have not streamed for [`STALL_GRACE`] (or the watch's
+/// own grace) across successive views: a standby is stalled once every
+/// view since the first that showed it [`not_streaming`] did so, for at
+/// least the grace. One view where it streams, is down or is the primary
+/// starts it over, so a standby that restarts or reconnects is never named.
+#[derive(Clone, Debug)]
+pub struct StallWatch {
+    grace: Duration,
+    since: BTreeMap<usize, std::time::Instant>,
+}
+
+impl Default for StallWatch {
+    fn default() -> Self {
+        StallWatch::new(STALL_GRACE)
+    }
+}
+
+impl StallWatch {
+    pub fn new(grace: Duration) -> Self {
+        StallWatch {
+            grace,
+            since: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the view seen at `now`; returns the standbys stalled at `now`.
+    pub fn observe(&mut self, v: &PgpoolView, now: std::time::Instant) -> Vec<usize> {
+        let lagging = not_streaming(v);
+        self.since.retain(|s, _| lagging.contains(s));
+        for &s in &lagging {
+            self.since.entry(s).or_insert(now);
+        }
+        self.since
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(**t) >= self.grace)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Starts the node's clock over (it was just rebuilt).
+    pub fn forget(&mut self, node: usize) {
+        self.since.remove(&node);
+    }
+}
+
 /// `pcp_*` as postgres on a host, authenticated by its `.pcppass`, against
 /// the Pgpool-II at `at` (`localhost` for the host's own member).
 pub fn pcp(t: &Topology, layout: &Layout, tool: &str, at: &str) -> Cmd {
@@ -593,6 +667,54 @@ mod tests {
             change(&mut v);
             assert_eq!(decide(&v), want, "{what}");
         }
+    }
+
+    #[test]
+    fn not_streaming_names_a_running_standby_the_primary_does_not_stream_to() {
+        let mut v = healthy();
+        assert_eq!(not_streaming(&v), Vec::<usize>::new());
+        // s3 runs in recovery, but the primary lists it only as catching up.
+        v.replicas[1].state = "catchup".into();
+        assert_eq!(not_streaming(&v), vec![2]);
+        v.replicas.truncate(1);
+        assert_eq!(not_streaming(&v), vec![2]);
+        // A standby that does not run is the plan's rebuild, not a stall.
+        v.pg[2] = PgState::Down("no server".into());
+        assert_eq!(not_streaming(&v), Vec::<usize>::new());
+        // No primary, or two: nothing to stream from, nothing named.
+        let mut v = healthy();
+        v.replicas.clear();
+        v.pg[0] = PgState::Down("no server".into());
+        assert_eq!(not_streaming(&v), Vec::<usize>::new());
+        v.pg[0] = PgState::Primary;
+        v.pg[1] = PgState::Primary;
+        assert_eq!(not_streaming(&v), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_stall_is_named_only_after_its_grace_without_a_break() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = StallWatch::new(Duration::from_secs(30));
+        let mut stalled = healthy();
+        stalled.replicas.truncate(1);
+        assert_eq!(w.observe(&stalled, at(0)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(29)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(30)), vec![2]);
+        // One view where it streams starts the clock over.
+        assert_eq!(w.observe(&healthy(), at(31)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(32)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(61)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(62)), vec![2]);
+        // So does a view where it is down (restarting).
+        let mut down = stalled.clone();
+        down.pg[2] = PgState::Down("no server".into());
+        assert_eq!(w.observe(&down, at(63)), Vec::<usize>::new());
+        assert_eq!(w.observe(&stalled, at(64)), Vec::<usize>::new());
+        // And a rebuild.
+        assert_eq!(w.observe(&stalled, at(94)), vec![2]);
+        w.forget(2);
+        assert_eq!(w.observe(&stalled, at(95)), Vec::<usize>::new());
     }
 
     #[test]

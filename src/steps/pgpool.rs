@@ -458,7 +458,9 @@ pub enum RecoveryAction {
 /// `-h <VIP>`), as the document does; a streaming standby that the watchdog
 /// leader counts down is attached through the leader. The verify waits
 /// until [`pgpool::decide`] calls the cluster healthy: the leader and every
-/// member agree, a stale member resynced on the way.
+/// member agree, a stale member resynced on the way, and a standby that
+/// runs but has not streamed for [`pgpool::STALL_GRACE`] rebuilt the same
+/// way ([`pgpool::StallWatch`]).
 ///
 /// Pgpool-II runs one online recovery at a time per member
 /// (`process_recovery_request` refuses a second one: "pgpool-II is already
@@ -467,6 +469,9 @@ pub enum RecoveryAction {
 /// [`PCP_RESTART`] and `pgpool_remote_start`).
 pub struct Recovery {
     pub settle: Duration,
+    /// How long the verify lets a running standby go without streaming
+    /// before it rebuilds it ([`pgpool::STALL_GRACE`]).
+    pub stall_grace: Duration,
     /// When the last failover or failback this step caused (or awaited)
     /// ended on the member that runs the recoveries.
     last_failover: std::sync::Mutex<Option<Failover>>,
@@ -481,6 +486,7 @@ impl Default for Recovery {
     fn default() -> Self {
         Recovery {
             settle: Duration::from_secs(300),
+            stall_grace: pgpool::STALL_GRACE,
             last_failover: std::sync::Mutex::new(None),
             planned_view: std::sync::Mutex::new(None),
         }
@@ -568,6 +574,25 @@ fn watchdog_leader(view: &pgpool::PgpoolView) -> Option<usize> {
 }
 
 impl Recovery {
+    /// Rebuilds node `node` from the primary (`pcp_recovery_node` through
+    /// the Pgpool-II of host `via`), after the standbys before it caught up
+    /// and the last failover's PCP restart.
+    async fn recover(&self, cx: &Cx<'_>, node: usize, via: usize) -> Result<(), StepError> {
+        self.standbys_caught_up(cx).await;
+        self.after_pcp_restart(cx, via).await;
+        // The recovery runs the base backup and the remote start: its own
+        // limit, not a probe's.
+        let run = pcp_node(cx, via, "pcp_recovery_node", node)
+            .deadline(Duration::from_secs(600))
+            .check(cx.host(via))
+            .await;
+        // Its failback (or a failed recovery's) restarts the PCP process a
+        // second later.
+        self.note_failover(cx, via).await;
+        run?;
+        Ok(())
+    }
+
     /// A failover or failback on host `via`'s Pgpool-II has just ended: its
     /// PCP process (still the old one: the restart comes a second later).
     async fn note_failover(&self, cx: &Cx<'_>, via: usize) {
@@ -782,20 +807,7 @@ impl Step for Recovery {
                     .await?;
             }
             RecoveryAction::Prepare { nodes, via } => self.prepare(cx, nodes, *via).await?,
-            RecoveryAction::Recover { node, via } => {
-                self.standbys_caught_up(cx).await;
-                self.after_pcp_restart(cx, *via).await;
-                // The recovery runs the base backup and the remote start: its
-                // own limit, not a probe's.
-                let run = pcp_node(cx, *via, "pcp_recovery_node", *node)
-                    .deadline(Duration::from_secs(600))
-                    .check(cx.host(*via))
-                    .await;
-                // Its failback (or a failed recovery's) restarts the PCP
-                // process a second later.
-                self.note_failover(cx, *via).await;
-                run?;
-            }
+            RecoveryAction::Recover { node, via } => self.recover(cx, *node, *via).await?,
         }
         Ok(())
     }
@@ -814,6 +826,8 @@ impl Step for Recovery {
         let mut bounced: BTreeSet<(usize, usize)> = BTreeSet::new();
         let mut last_attach: Option<Instant> = None;
         let mut seen: Option<String> = None;
+        let mut stalls = pgpool::StallWatch::new(self.stall_grace);
+        let mut rebuilt: BTreeSet<usize> = BTreeSet::new();
         let mut planned = self
             .planned_view
             .lock()
@@ -846,6 +860,32 @@ impl Step for Recovery {
                     if seen.as_deref() != Some(reason.as_str()) {
                         tracing::debug!(step = "recovery", "pgpool: waiting: {reason}");
                         seen = Some(reason.clone());
+                    }
+                    // A standby that runs but has not streamed for the
+                    // grace will not by itself (its WAL is gone from the
+                    // primary, or its timeline forked): the plan only
+                    // rebuilds nodes that do not run as standbys, so it is
+                    // rebuilt here, once per verify.
+                    let stalled = stalls.observe(&view, Instant::now());
+                    if let Some(&node) = stalled.iter().find(|n| !rebuilt.contains(n))
+                        && let Some(primary) =
+                            view.pg.iter().position(|p| *p == pgpool::PgState::Primary)
+                    {
+                        let via = watchdog_leader(&view).unwrap_or(primary);
+                        repaired(
+                            node,
+                            format!(
+                                "`{}` has run as a standby for {}s without streaming from the primary `{}`: rebuild it by online recovery through `{}`",
+                                cx.name(node),
+                                self.stall_grace.as_secs(),
+                                cx.name(primary),
+                                cx.name(via)
+                            ),
+                        );
+                        rebuilt.insert(node);
+                        self.prepare(cx, &[node], via).await?;
+                        self.recover(cx, node, via).await?;
+                        stalls.forget(node);
                     }
                     reason
                 }
