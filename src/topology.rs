@@ -680,13 +680,25 @@ pub struct PgpoolSpec {
     /// watchdog scenario waited out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wd_interval: Option<u32>,
+    /// Lab-only: each host's watchdog `wd_priority` is its place from the
+    /// end of the host list (the first host `n`, the last 1; the document
+    /// leaves every host at Pgpool-II's 1). Members that start together
+    /// all stand for leader at once; with equal priorities the tie goes to
+    /// the older `startup_time`, compared in whole seconds, so members
+    /// started within the same second each reject the others
+    /// (`watchdog.c`, `WD_STAND_FOR_COORDINATOR`) and retry after 5 s:
+    /// measured 8-48 s to a leader. Distinct priorities end the first
+    /// round with the first host as leader.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ranked_priority: bool,
 }
 
 /// Pgpool-II's own defaults of the settings [`PgpoolSpec`] may change.
-pub const PGPOOL_DEFAULTS: [(&str, &str); 3] = [
+pub const PGPOOL_DEFAULTS: [(&str, &str); 4] = [
     ("memqcache_total_size", "64MB"),
     ("memqcache_max_num_cache", "1000000"),
     ("wd_interval", "10"),
+    ("wd_priority", "1"),
 ];
 
 impl PgpoolSpec {
@@ -716,6 +728,13 @@ impl PgpoolSpec {
             out.push(("wd_interval", ConfValue::Int(s.into())));
         }
         out
+    }
+
+    /// The `wd_priority` of node `node` of `hosts` when the section ranks
+    /// them (`ranked_priority`), else `None` (Pgpool-II's default).
+    pub fn wd_priority(&self, node: usize, hosts: usize) -> Option<u64> {
+        self.ranked_priority
+            .then(|| hosts.saturating_sub(node) as u64)
     }
 }
 

@@ -76,6 +76,7 @@ prop_compose! {
         ping_timeout in prop::option::of(1u32..=60),
         cache_memory_mb in prop::option::of(1u32..=1024),
         wd_interval in prop::option::of(1u32..=30),
+        ranked_priority in any::<bool>(),
         replicas in 1u32..=7,
         max_connections in 10u32..=500,
         stack_dirs in (prop::option::of(word()), any::<bool>(), any::<bool>()),
@@ -124,7 +125,7 @@ prop_compose! {
                 max_connections,
                 synchronous,
             },
-            pgpool: PgpoolSpec { cache_memory_mb, wd_interval },
+            pgpool: PgpoolSpec { cache_memory_mb, wd_interval, ranked_priority },
             stack: StackSpec {
                 swarm_replicas: replicas.min(n as u32),
                 // A log directory of each host's own, outside the shared

@@ -347,6 +347,16 @@ impl Resolved {
                     key,
                     value: value.to_string(),
                 })
+                .chain(t.pgpool.ranked_priority.then(|| {
+                    Setting {
+                        key: "wd_priority",
+                        value: (0..n)
+                            .filter_map(|i| t.pgpool.wd_priority(i, n))
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                }))
                 .collect(),
         };
 
@@ -448,6 +458,7 @@ fn consensus_settings(t: &Topology) -> Vec<Setting> {
         layout: Layout::of(t.primary().platform),
         interface: "eth0",
         prefix: t.network.prefix,
+        node: 0,
     });
     KEYS.iter()
         .filter_map(|&key| {

@@ -23,6 +23,9 @@ pub struct PgParams<'a> {
     /// The interface that carries the VIP and its prefix length.
     pub interface: &'a str,
     pub prefix: u8,
+    /// The host's node id (its place in the host list): what a per-host
+    /// setting (`wd_priority`) is rendered from.
+    pub node: usize,
 }
 
 /// The `synchronous_standby_names` value for the topology: any one standby
@@ -191,6 +194,10 @@ pub fn pgpool_conf(p: &PgParams) -> String {
         };
         (k, v)
     }));
+    let wd_priority = t.pgpool.wd_priority(p.node, t.hosts.len());
+    if let Some(prio) = &wd_priority {
+        lines.push(("wd_priority", prio.to_string()));
+    }
     lines.push(("include", q(&l.in_pgpool_dir(BACKENDS_FILE))));
     let mut s = String::new();
     for (k, v) in lines {
@@ -295,6 +302,7 @@ mod tests {
             layout: Layout::of(platform),
             interface: "eth0",
             prefix: 24,
+            node: 0,
         };
         let creds = Credentials::document_defaults();
         format!(
@@ -351,7 +359,7 @@ mod tests {
                 h.address = std::net::Ipv4Addr::new(10, 20, 0, i as u8 + 1);
                 h
             }).collect();
-            let p = PgParams { topology: &t, layout: Layout::of(Platform::Debian), interface: "eth0", prefix: 24 };
+            let p = PgParams { topology: &t, layout: Layout::of(Platform::Debian), interface: "eth0", prefix: 24, node: 0 };
             let text = backends(&p);
             for (i, n) in names.iter().enumerate() {
                 let host_line = format!("backend_hostname{i} = '{n}'\n");

@@ -119,6 +119,7 @@ impl Step for PgpoolConfig {
                 layout: l,
                 interface: &iface,
                 prefix,
+                node: i,
             };
             let sp = ScriptParams {
                 layout: l,
@@ -293,6 +294,17 @@ impl Step for PgpoolConfig {
             plan.warnings.push(format!(
                 "lab deviation: Pgpool-II has `{key}` = {value} (`[pgpool]`); \
                  the document keeps Pgpool-II's default of {default}"
+            ));
+        }
+        if t.pgpool.ranked_priority {
+            let ranks: Vec<String> = (0..t.hosts.len())
+                .filter_map(|i| t.pgpool.wd_priority(i, t.hosts.len()))
+                .map(|p| p.to_string())
+                .collect();
+            plan.warnings.push(format!(
+                "lab deviation: Pgpool-II's `wd_priority` is {} by host order (`pgpool.ranked_priority`); \
+                 the document keeps Pgpool-II's default of 1 on every host",
+                ranks.join(", ")
             ));
         }
         Ok(plan)

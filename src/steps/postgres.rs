@@ -317,6 +317,7 @@ fn pg_params<'a>(cx: &'a Cx<'_>, i: usize) -> PgParams<'a> {
         // The interface does not appear in PostgreSQL's files.
         interface: "",
         prefix: 0,
+        node: i,
     }
 }
 
