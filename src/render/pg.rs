@@ -319,6 +319,36 @@ mod tests {
         )
     }
 
+    /// Ranked, each host's block names its own priority, the first host
+    /// highest; unranked (a real server's topology), none does.
+    #[test]
+    fn wd_priority_is_per_host_only_when_ranked() {
+        let mut t = topo(Platform::Debian);
+        assert!(t.pgpool.ranked_priority, "the lab topology ranks");
+        let conf = |t: &Topology, node: usize| {
+            pgpool_conf(&PgParams {
+                topology: t,
+                layout: Layout::of(Platform::Debian),
+                interface: "eth0",
+                prefix: 24,
+                node,
+            })
+        };
+        let prio = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with("wd_priority"))
+                .map(str::to_string)
+                .collect()
+        };
+        for (node, want) in [(0, "3"), (1, "2"), (2, "1")] {
+            assert_eq!(prio(&conf(&t, node)), vec![format!("wd_priority = {want}")]);
+        }
+        t.pgpool.ranked_priority = false;
+        for node in 0..3 {
+            assert_eq!(prio(&conf(&t, node)), Vec::<String>::new());
+        }
+    }
+
     #[test]
     fn debian_files() {
         insta::assert_snapshot!(render_all(Platform::Debian));
