@@ -265,11 +265,15 @@ pub fn decide(v: &PgpoolView) -> Decision {
 /// `wal_retrieve_retry_interval` for ever and never streams again.
 pub const STALL_GRACE: Duration = Duration::from_secs(30);
 
-/// The standbys in `v` that run in recovery but do not stream from its one
-/// primary: PostgreSQL answers `pg_is_in_recovery()` true on them and the
-/// primary's `pg_stat_replication` has no `streaming` row with their
-/// `application_name`. Empty without exactly one primary (no primary to
-/// stream from, or split brain, which [`decide`] refuses).
+/// The standbys in `v` that run in recovery but do not replicate from its
+/// one primary: PostgreSQL answers `pg_is_in_recovery()` true on them and
+/// the primary's `pg_stat_replication` has no row with their
+/// `application_name` in state `streaming` or `catchup`. A standby still
+/// catching up (a real server's after a long outage can take minutes) is
+/// progressing, not stalled; one whose WAL is gone shows, if at all, for
+/// the milliseconds before its walsender fails. Empty without exactly one
+/// primary (no primary to stream from, or split brain, which [`decide`]
+/// refuses).
 pub fn not_streaming(v: &PgpoolView) -> Vec<usize> {
     let primaries = v.pg.iter().filter(|p| **p == PgState::Primary).count();
     if primaries != 1 {
@@ -278,9 +282,10 @@ pub fn not_streaming(v: &PgpoolView) -> Vec<usize> {
     (0..v.hosts.len())
         .filter(|&s| v.pg[s] == PgState::Standby)
         .filter(|&s| {
-            !v.replicas
-                .iter()
-                .any(|r| r.application_name == v.hosts[s] && r.state == "streaming")
+            !v.replicas.iter().any(|r| {
+                r.application_name == v.hosts[s]
+                    && matches!(r.state.as_str(), "streaming" | "catchup")
+            })
         })
         .collect()
 }
@@ -673,8 +678,10 @@ mod tests {
     fn not_streaming_names_a_running_standby_the_primary_does_not_stream_to() {
         let mut v = healthy();
         assert_eq!(not_streaming(&v), Vec::<usize>::new());
-        // s3 runs in recovery, but the primary lists it only as catching up.
+        // Catching up is progress; starting up (or no row) is not.
         v.replicas[1].state = "catchup".into();
+        assert_eq!(not_streaming(&v), Vec::<usize>::new());
+        v.replicas[1].state = "startup".into();
         assert_eq!(not_streaming(&v), vec![2]);
         v.replicas.truncate(1);
         assert_eq!(not_streaming(&v), vec![2]);
