@@ -736,6 +736,18 @@ impl PgpoolSpec {
         self.ranked_priority
             .then(|| hosts.saturating_sub(node) as u64)
     }
+
+    /// Every host's ranked `wd_priority` in host order, as the deviation
+    /// is printed (`3, 2, 1`); `None` when the section does not rank.
+    pub fn ranked_priorities(&self, hosts: usize) -> Option<String> {
+        self.ranked_priority.then(|| {
+            (0..hosts)
+                .filter_map(|i| self.wd_priority(i, hosts))
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
 }
 
 /// A configuration value: a number, or a string (a size with its unit),

@@ -59,6 +59,28 @@ async fn transcripts(platform: Platform) -> (String, String) {
     (one, two)
 }
 
+/// Scripted hosts on which steps 5-7 have run once.
+async fn installed(
+    platform: Platform,
+) -> (
+    Topology,
+    Recorder,
+    Vec<std::sync::Arc<dyn ke2lab::host::Host>>,
+    ke2lab::topology::Credentials,
+) {
+    let t = topology(platform);
+    let rec = scripted(&t, platform);
+    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+    let c = creds();
+    install_database(
+        &Cx::new(&t, &hosts).with_credentials(&c),
+        &mut InstallReport::default(),
+    )
+    .await
+    .unwrap();
+    (t, rec, hosts, c)
+}
+
 /// The surveyed re-run (`install`'s, `steps::run_surveyed`: every plan at
 /// once, the clean steps only verified) does what the sequential one does
 /// on a complete install: nothing changed, the same commands (in another
@@ -66,14 +88,8 @@ async fn transcripts(platform: Platform) -> (String, String) {
 #[tokio::test]
 async fn a_surveyed_rerun_runs_the_sequential_rerun_s_commands() {
     for platform in [Platform::Debian, Platform::Rhel9] {
-        let t = topology(platform);
-        let rec = scripted(&t, platform);
-        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
-        let c = creds();
+        let (t, rec, hosts, c) = installed(platform).await;
         let cx = Cx::new(&t, &hosts).with_credentials(&c);
-        install_database(&cx, &mut InstallReport::default())
-            .await
-            .unwrap();
         rec.clear_events();
         let mut second = InstallReport::default();
         install_database(&cx, &mut second).await.unwrap();
@@ -161,14 +177,8 @@ async fn a_false_primary_named_by_pgpool_is_not_taken() {
 /// once its stall grace passed; then the cluster is healthy.
 async fn stalled_standby_transcript(platform: Platform) -> String {
     use ke2lab::steps::pgpool::Recovery;
-    let t = topology(platform);
-    let rec = scripted(&t, platform);
-    let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
-    let c = creds();
+    let (t, rec, hosts, c) = installed(platform).await;
     let cx = Cx::new(&t, &hosts).with_credentials(&c);
-    install_database(&cx, &mut InstallReport::default())
-        .await
-        .unwrap();
     let (n1, n3) = (t.hosts[0].name.as_str(), t.hosts[2].name.as_str());
     let l1 = Layout::of(t.hosts[0].platform);
     let l3 = Layout::of(t.hosts[2].platform);

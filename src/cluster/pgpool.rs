@@ -290,21 +290,15 @@ pub fn not_streaming(v: &PgpoolView) -> Vec<usize> {
         .collect()
 }
 
-/// Which standbys have not streamed for [`STALL_GRACE`] (or the watch's
-/// own grace) across successive views: a standby is stalled once every
-/// view since the first that showed it [`not_streaming`] did so, for at
-/// least the grace. One view where it streams, is down or is the primary
+/// Which standbys have not streamed for the watch's grace
+/// ([`STALL_GRACE`] in the recovery step) across successive views: a
+/// standby is stalled once every view since the first that showed it
+/// [`not_streaming`] did so, for at least the grace. One view where it streams, is down or is the primary
 /// starts it over, so a standby that restarts or reconnects is never named.
 #[derive(Clone, Debug)]
 pub struct StallWatch {
     grace: Duration,
     since: BTreeMap<usize, std::time::Instant>,
-}
-
-impl Default for StallWatch {
-    fn default() -> Self {
-        StallWatch::new(STALL_GRACE)
-    }
 }
 
 impl StallWatch {

@@ -347,15 +347,9 @@ impl Resolved {
                     key,
                     value: value.to_string(),
                 })
-                .chain(t.pgpool.ranked_priority.then(|| {
-                    Setting {
-                        key: "wd_priority",
-                        value: (0..n)
-                            .filter_map(|i| t.pgpool.wd_priority(i, n))
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
+                .chain(t.pgpool.ranked_priorities(n).map(|value| Setting {
+                    key: "wd_priority",
+                    value,
                 }))
                 .collect(),
         };

@@ -194,8 +194,7 @@ pub fn pgpool_conf(p: &PgParams) -> String {
         };
         (k, v)
     }));
-    let wd_priority = t.pgpool.wd_priority(p.node, t.hosts.len());
-    if let Some(prio) = &wd_priority {
+    if let Some(prio) = t.pgpool.wd_priority(p.node, t.hosts.len()) {
         lines.push(("wd_priority", prio.to_string()));
     }
     lines.push(("include", q(&l.in_pgpool_dir(BACKENDS_FILE))));

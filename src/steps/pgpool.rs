@@ -296,15 +296,10 @@ impl Step for PgpoolConfig {
                  the document keeps Pgpool-II's default of {default}"
             ));
         }
-        if t.pgpool.ranked_priority {
-            let ranks: Vec<String> = (0..t.hosts.len())
-                .filter_map(|i| t.pgpool.wd_priority(i, t.hosts.len()))
-                .map(|p| p.to_string())
-                .collect();
+        if let Some(ranks) = t.pgpool.ranked_priorities(t.hosts.len()) {
             plan.warnings.push(format!(
-                "lab deviation: Pgpool-II's `wd_priority` is {} by host order (`pgpool.ranked_priority`); \
-                 the document keeps Pgpool-II's default of 1 on every host",
-                ranks.join(", ")
+                "lab deviation: Pgpool-II's `wd_priority` is {ranks} by host order (`pgpool.ranked_priority`); \
+                 the document keeps Pgpool-II's default of 1 on every host"
             ));
         }
         Ok(plan)
