@@ -29,21 +29,48 @@ impl fmt::Display for InstallReport {
     }
 }
 
-/// The procedure in order: Docker engine, firewall and swarm (steps 1-3),
-/// the Gluster shared directory and its layout (step 4, and the `SHARED_DIR`
-/// part of step 8), then PostgreSQL, postgres SSH trust, Pgpool-II, its start and the online
-/// recovery of the standbys (steps 5-7). Steps 5-7 need `cx.credentials`.
+/// The procedure: Docker engine, firewall and swarm (steps 1-3), the
+/// Gluster shared directory and its layout (step 4, and the `SHARED_DIR`
+/// part of step 8), then PostgreSQL, postgres SSH trust, Pgpool-II, its
+/// start and the online recovery of the standbys (steps 5-7). Steps 5-7
+/// need `cx.credentials`.
 ///
-/// Surveyed ([`steps::run_surveyed`]): every step's plan is made at once
-/// first, and the steps before the first one with something to change are
-/// only verified, side by side; a re-run on a healthy cluster costs about
-/// its slowest step, not the sum of all. The parts below run their steps
-/// one by one.
+/// The three parts ([`Procedure::parts`]) depend on nothing of each other
+/// (the stack, step 8, needs all three and comes after), so they run side
+/// by side, each part's steps in the document's order: the swarm and the
+/// shared directory are made while the database part waits on Pgpool-II's
+/// watchdog and the base backups. What they share on a host, the package
+/// manager, the firewall and the engine's start, is changed by one step at
+/// a time ([`steps::Step::host_wide`]).
+///
+/// Each part is surveyed ([`steps::run_surveyed`]): every step's plan is
+/// made at once first, and the steps before the first one with something to
+/// change are only verified, side by side; a re-run on a healthy cluster
+/// costs about its slowest step, not the sum of all.
+///
+/// Every part runs to its end even when another fails (a part stopped
+/// mid-command would leave more to repair than one that finished); the
+/// error returned is the first in the procedure's order, and the others
+/// are logged.
 pub async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
     let p = Procedure::new(cx);
-    Ok(InstallReport {
-        steps: steps::run_surveyed(&p.all(cx), cx).await?,
-    })
+    let parts = p.parts(cx);
+    let outcomes =
+        futures_util::future::join_all(parts.iter().map(|part| steps::run_surveyed(part, cx)))
+            .await;
+    let mut report = InstallReport::default();
+    let mut first: Option<StepError> = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(steps) => report.steps.extend(steps),
+            Err(e) if first.is_none() => first = Some(e),
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Steps 1-7 as step values, in the procedure's order, in three parts:
@@ -90,9 +117,10 @@ impl Procedure {
         }
     }
 
-    /// Steps 1-7, in order.
-    pub fn all(&self, cx: &Cx<'_>) -> Vec<&dyn steps::AnyStep> {
-        [self.swarm(), self.shared_dir(cx), self.database()].concat()
+    /// Steps 1-7 in the three parts that [`install`] runs side by side, in
+    /// the procedure's order.
+    pub fn parts(&self, cx: &Cx<'_>) -> [Vec<&dyn steps::AnyStep>; 3] {
+        [self.swarm(), self.shared_dir(cx), self.database()]
     }
 
     /// Steps 1-3.

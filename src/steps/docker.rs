@@ -112,6 +112,12 @@ impl Step for DockerEngine {
         "docker"
     }
 
+    /// Installs packages and starts the engine, which writes the
+    /// host's firewall rules as it starts.
+    fn host_wide(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<Action>, StepError> {
         let states = each_host(cx, |_, h| engine_state(h)).await?;
         let mut plan = Plan::default();

@@ -255,6 +255,11 @@ impl Step for Firewall {
         self.purpose
     }
 
+    /// Changes and reloads the host's firewalld.
+    fn host_wide(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<Missing>, StepError> {
         let open = each_host(cx, |i, h| async move {
             if !cx.topology.hosts[i].platform.has_firewalld() {

@@ -77,6 +77,11 @@ impl Step for Glusterd {
         "glusterd"
     }
 
+    /// Installs packages and starts a daemon.
+    fn host_wide(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<DaemonAction>, StepError> {
         let states = each_host(cx, |_, h| glusterd_state(h)).await?;
         let mut plan = Plan::default();

@@ -29,11 +29,18 @@ use crate::wait::WaitError;
 
 /// What every step works on: the topology and one `Host` per topology host,
 /// in the topology's order (index 0 is the first host).
+///
+/// One `Cx` is shared by every part of an install that runs side by side
+/// ([`crate::install::install`]), so it also holds what they must share:
+/// each host's lock for host-wide changes ([`Step::host_wide`]) and the
+/// survey's places ([`SURVEY_WIDTH`] for all parts together).
 pub struct Cx<'a> {
     pub topology: &'a Topology,
     pub hosts: &'a [Arc<dyn Host>],
     /// The resolved passwords; the database steps need them, steps 1-4 not.
     pub credentials: Option<&'a Credentials>,
+    host_wide: Vec<tokio::sync::Mutex<()>>,
+    survey_places: tokio::sync::Semaphore,
 }
 
 impl<'a> Cx<'a> {
@@ -47,6 +54,8 @@ impl<'a> Cx<'a> {
             topology,
             hosts,
             credentials: None,
+            host_wide: hosts.iter().map(|_| tokio::sync::Mutex::new(())).collect(),
+            survey_places: tokio::sync::Semaphore::new(SURVEY_WIDTH),
         }
     }
 
@@ -62,6 +71,15 @@ impl<'a> Cx<'a> {
             host: self.name(0).to_string(),
             message: "no credentials were given to the install".into(),
         })
+    }
+
+    /// One of the [`SURVEY_WIDTH`] places that every surveyed part of an
+    /// install shares: held while one step's plan or verify runs.
+    async fn survey_place(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.survey_places
+            .acquire()
+            .await
+            .expect("the survey's semaphore is never closed")
     }
 
     pub fn host(&self, i: usize) -> &dyn Host {
@@ -176,6 +194,17 @@ pub trait Step: Send + Sync {
     /// Whether one host's changes never depend on another's, so hosts may be
     /// changed side by side (each host's items still in order).
     fn hosts_independent(&self) -> bool {
+        false
+    }
+
+    /// Whether the step's changes are host-wide: the package manager (apt
+    /// and dnf take one lock per host, a second install fails rather than
+    /// waits), the firewall (a firewalld reload rewrites the rules a
+    /// starting dockerd is writing), or the engine's start. Such a step's
+    /// changes on a host are applied under that host's lock, so steps of
+    /// parts that run side by side never make two at once; plans and
+    /// verifies take no lock.
+    fn host_wide(&self) -> bool {
         false
     }
 
@@ -319,6 +348,8 @@ impl<S: Step> AnyStep for S {
 /// How many steps a survey plans, or verifies, at once: enough to overlap
 /// their round trips, few enough that a host's command channels stay
 /// under sshd's `MaxSessions` (10) and a lab host's session pool small.
+/// For all the parts of one install together (the places are the `Cx`'s):
+/// parts surveyed side by side do not multiply it.
 pub const SURVEY_WIDTH: usize = 8;
 
 /// Runs `steps` in order, as [`run`] one by one would, but looks first:
@@ -349,6 +380,7 @@ pub async fn run_surveyed(
             .iter()
             .zip(surveys)
             .map(|(s, survey)| async move {
+                let _place = cx.survey_place().await;
                 s.finish_surveyed(cx, survey)
                     .instrument(tracing::debug_span!("verify", step = s.name()))
                     .await
@@ -393,6 +425,7 @@ async fn clean_prefix(steps: &[&dyn AnyStep], cx: &Cx<'_>) -> Vec<Survey> {
     let survey = |i: usize| {
         let s = steps[i];
         async move {
+            let _place = cx.survey_place().await;
             let r = s
                 .survey(cx)
                 .instrument(tracing::debug_span!("survey", step = s.name()))
@@ -456,6 +489,10 @@ async fn apply_logged<S: Step>(
         "{}",
         item.summary
     );
+    let _held = match step.host_wide() {
+        true => Some(cx.host_wide[item.host].lock().await),
+        false => None,
+    };
     step.apply(cx, item).await
 }
 
@@ -659,5 +696,117 @@ mod tests {
         let e = surveyed(&s).await.unwrap_err();
         assert!(e.to_string().contains("verify"), "{e}");
         assert_eq!(s[1].counts(), (1, 0, 1));
+    }
+
+    /// How many of a kind of call run at once, and the most there were.
+    #[derive(Default)]
+    struct InFlight {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl InFlight {
+        /// Counts one call in for a moment long enough that calls made
+        /// side by side overlap.
+        async fn hold(&self) {
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(n, SeqCst);
+            // Counted out also when the call is dropped (a survey stops
+            // the plans it no longer needs).
+            let _out = Out(&self.now);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    struct Out<'a>(&'a AtomicUsize);
+
+    impl Drop for Out<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// A step with one change per host, applied while it counts in the
+    /// host's `applying`; its plan counts in `planning`.
+    struct Overlaps<'a> {
+        host_wide: bool,
+        applied: AtomicBool,
+        applying: &'a [InFlight],
+        planning: &'a InFlight,
+    }
+
+    #[async_trait]
+    impl Step for Overlaps<'_> {
+        type Action = ();
+        fn name(&self) -> &'static str {
+            "overlaps"
+        }
+        async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<()>, StepError> {
+            self.planning.hold().await;
+            let mut p = Plan::default();
+            if !self.applied.load(SeqCst) {
+                for h in 0..cx.hosts.len() {
+                    p.push(h, "change", ());
+                }
+            }
+            Ok(p)
+        }
+        async fn apply(&self, _cx: &Cx<'_>, item: &Planned<()>) -> Result<(), StepError> {
+            self.applying[item.host].hold().await;
+            self.applied.store(true, SeqCst);
+            Ok(())
+        }
+        fn hosts_independent(&self) -> bool {
+            true
+        }
+        fn host_wide(&self) -> bool {
+            self.host_wide
+        }
+    }
+
+    /// Runs two parts of `per_part` `Overlaps` steps (already `applied`,
+    /// or each with a change per host) side by side on one `Cx`, as
+    /// `install::install` runs its parts, and returns the most applies seen
+    /// at once on any host and the most plans at once.
+    async fn two_parts(host_wide: bool, applied: bool, per_part: usize) -> (usize, usize) {
+        let t = crate::topology::Topology::fixture("three-node")
+            .unwrap()
+            .topology;
+        let rec = Recorder::new();
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(&t, &hosts);
+        let applying: Vec<InFlight> = hosts.iter().map(|_| InFlight::default()).collect();
+        let planning = InFlight::default();
+        let part = || -> Vec<Overlaps<'_>> {
+            (0..per_part)
+                .map(|_| Overlaps {
+                    host_wide,
+                    applied: AtomicBool::new(applied),
+                    applying: &applying,
+                    planning: &planning,
+                })
+                .collect()
+        };
+        let (a, b) = (part(), part());
+        let la: Vec<&dyn AnyStep> = a.iter().map(|s| s as &dyn AnyStep).collect();
+        let lb: Vec<&dyn AnyStep> = b.iter().map(|s| s as &dyn AnyStep).collect();
+        let (ra, rb) = tokio::join!(run_surveyed(&la, &cx), run_surveyed(&lb, &cx));
+        assert_eq!(ra.unwrap().len() + rb.unwrap().len(), 2 * per_part);
+        let most_applies = applying.iter().map(|f| f.most.load(SeqCst)).max().unwrap();
+        (most_applies, planning.most.load(SeqCst))
+    }
+
+    #[tokio::test]
+    async fn host_wide_changes_of_parts_side_by_side_are_one_at_a_time_per_host() {
+        assert_eq!(two_parts(true, false, 2).await.0, 1);
+        // Without the lock the same parts do overlap: the check can fail.
+        assert_eq!(two_parts(false, false, 2).await.0, 2);
+    }
+
+    #[tokio::test]
+    async fn parts_side_by_side_share_the_survey_s_width() {
+        // Clean parts (a no-op provision): every plan is a survey's, and
+        // each part alone would make SURVEY_WIDTH of them at once.
+        assert_eq!(two_parts(false, true, SURVEY_WIDTH).await.1, SURVEY_WIDTH);
     }
 }

@@ -248,6 +248,11 @@ impl Step for PgPackages {
         "pg-packages"
     }
 
+    /// Installs packages.
+    fn host_wide(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Result<Plan<Vec<Cmd>>, StepError> {
         let states = each_host(cx, |i, h| async move {
             let l = Layout::of(cx.topology.hosts[i].platform);
