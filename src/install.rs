@@ -35,42 +35,28 @@ impl fmt::Display for InstallReport {
 /// start and the online recovery of the standbys (steps 5-7). Steps 5-7
 /// need `cx.credentials`.
 ///
-/// The three parts ([`Procedure::parts`]) depend on nothing of each other
-/// (the stack, step 8, needs all three and comes after), so they run side
-/// by side, each part's steps in the document's order: the swarm and the
-/// shared directory are made while the database part waits on Pgpool-II's
-/// watchdog and the base backups. What they share on a host, the package
-/// manager, the firewall and the engine's start, is changed by one step at
-/// a time ([`steps::Step::host_wide`]).
+/// The steps run as [`Procedure::graph`] orders them: each after the
+/// steps whose results it needs, side by side with the others, so the
+/// swarm, the shared directory and the postgres SSH trust are made while
+/// PostgreSQL starts and the database part waits on Pgpool-II's watchdog
+/// and the base backups. What steps share on a host, the package manager,
+/// the firewall and the engine's start, is changed by one step at a time
+/// ([`steps::Step::host_wide`]).
 ///
-/// Each part is surveyed ([`steps::run_surveyed`]): every step's plan is
-/// made at once first, and the steps before the first one with something to
-/// change are only verified, side by side; a re-run on a healthy cluster
-/// costs about its slowest step, not the sum of all.
+/// Surveyed ([`steps::run_graph`]): every step's plan is made at once
+/// first, and the steps with nothing to change that need only such steps
+/// are only verified, side by side; a re-run on a healthy cluster costs
+/// about its slowest step, not the sum of all.
 ///
-/// Every part runs to its end even when another fails (a part stopped
+/// A failed step stops only the steps after it (a step stopped
 /// mid-command would leave more to repair than one that finished); the
 /// error returned is the first in the procedure's order, and the others
 /// are logged.
 pub async fn install(cx: &Cx<'_>) -> Result<InstallReport, StepError> {
     let p = Procedure::new(cx);
-    let parts = p.parts(cx);
-    let outcomes =
-        futures_util::future::join_all(parts.iter().map(|part| steps::run_surveyed(part, cx)))
-            .await;
-    let mut report = InstallReport::default();
-    let mut first: Option<StepError> = None;
-    for outcome in outcomes {
-        match outcome {
-            Ok(steps) => report.steps.extend(steps),
-            Err(e) if first.is_none() => first = Some(e),
-            Err(e) => tracing::error!("{e}"),
-        }
-    }
-    match first {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
+    Ok(InstallReport {
+        steps: steps::run_graph(&p.graph(cx), cx).await?,
+    })
 }
 
 /// Steps 1-7 as step values, in the procedure's order, in three parts:
@@ -117,10 +103,30 @@ impl Procedure {
         }
     }
 
-    /// Steps 1-7 in the three parts that [`install`] runs side by side, in
-    /// the procedure's order.
-    pub fn parts(&self, cx: &Cx<'_>) -> [Vec<&dyn steps::AnyStep>; 3] {
-        [self.swarm(), self.shared_dir(cx), self.database()]
+    /// Steps 1-7 in the procedure's order, each needing what it reads.
+    /// The three parts need nothing of each other (the stack, step 8,
+    /// needs all three and comes after `install`), and each runs in the
+    /// document's order but for one fork: the postgres SSH trust (the
+    /// postgres user's keys, from the packages) does not need PostgreSQL,
+    /// and only the online recovery (its `ssh` to the standbys) needs it.
+    /// Pgpool-II's files need PostgreSQL's step: they go where the primary
+    /// is (`current_primary` asks the running servers) and into its data
+    /// directory, which rhel9's `initdb` makes.
+    pub fn graph(&self, cx: &Cx<'_>) -> steps::Graph<'_> {
+        let mut g = steps::Graph::default();
+        g.chain(&self.swarm(), &[]);
+        g.chain(&self.shared_dir(cx), &[]);
+        let packages = g.add(&self.pg_packages, &[]);
+        let pg_fw = g.add(&self.pg_fw, &[packages]);
+        let postgres = g.add(&self.postgres, &[pg_fw]);
+        let trust = g
+            .chain(&[&self.pgssh_keys, &self.pgssh], &[packages])
+            .expect("two steps");
+        let pgpool = g.add(&self.pgpool, &[postgres]);
+        let start = g.add(&self.pgpool_start, &[pgpool]);
+        let recovery = g.add(&self.recovery, &[start, trust]);
+        g.add(&self.pg_sync, &[recovery]);
+        g
     }
 
     /// Steps 1-3.
@@ -338,4 +344,71 @@ pub async fn remove_stack(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Recorder;
+    use crate::topology::Topology;
+
+    /// Each step of the graph with the names of the steps it needs.
+    fn edges(t: &Topology) -> Vec<(&'static str, Vec<&'static str>)> {
+        let rec = Recorder::new();
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(t, &hosts);
+        let p = Procedure::new(&cx);
+        let g = p.graph(&cx);
+        (0..g.steps().len())
+            .map(|i| {
+                let needs = g.needs(i).iter().map(|&n| g.steps()[n].name()).collect();
+                (g.steps()[i].name(), needs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_graph_is_the_procedure_with_the_ssh_trust_beside_postgres() {
+        let t = Topology::fixture("three-node").unwrap().topology;
+        let e = edges(&t);
+        let want: Vec<(&str, Vec<&str>)> = vec![
+            ("docker", vec![]),
+            ("firewall", vec!["docker"]),
+            ("swarm", vec!["firewall"]),
+            ("glusterd", vec![]),
+            ("gluster-fw", vec!["glusterd"]),
+            ("gluster", vec!["gluster-fw"]),
+            ("shared_dir", vec!["gluster"]),
+            ("pg-packages", vec![]),
+            ("pg-firewall", vec!["pg-packages"]),
+            ("postgres", vec!["pg-firewall"]),
+            ("pgssh-keys", vec!["pg-packages"]),
+            ("pgssh", vec!["pgssh-keys"]),
+            ("pgpool", vec!["postgres"]),
+            ("pgpool-start", vec!["pgpool"]),
+            ("recovery", vec!["pgpool-start", "pgssh"]),
+            ("pg-sync", vec!["recovery"]),
+        ];
+        assert_eq!(e, want);
+    }
+
+    #[test]
+    fn the_graph_s_order_is_the_parts_order() {
+        // Run one by one in the graph's order, the install is the parts'.
+        let mut t = Topology::fixture("three-node").unwrap().topology;
+        for kind in [SharedDirKind::Gluster, SharedDirKind::Existing] {
+            t.shared_dir.kind = kind;
+            let rec = Recorder::new();
+            let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+            let cx = Cx::new(&t, &hosts);
+            let p = Procedure::new(&cx);
+            let parts: Vec<&str> = [p.swarm(), p.shared_dir(&cx), p.database()]
+                .concat()
+                .iter()
+                .map(|s| s.name())
+                .collect();
+            let graph: Vec<&str> = edges(&t).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(graph, parts, "{kind:?}");
+        }
+    }
 }

@@ -352,78 +352,208 @@ impl<S: Step> AnyStep for S {
 /// parts surveyed side by side do not multiply it.
 pub const SURVEY_WIDTH: usize = 8;
 
-/// Runs `steps` in order, as [`run`] one by one would, but looks first:
-/// every step's plan at once ([`SURVEY_WIDTH`] at a time). Plans only
-/// read, and a plan made while every earlier step's plan is empty saw the
-/// state the sequential run would see, so the steps before the first
-/// one with something to change (or a failed plan) are only verified, also
-/// side by side; from that step on they run one by one, planning again,
-/// since its changes may change what the later ones find. So do the steps
-/// after a verified one whose verify repaired something. A healthy
-/// cluster (the no-op re-provision) so costs its longest plan and verify,
-/// not the sum of all. Each step's `phase` span is opened, in order, once
-/// its outcome is known, with its own time (`elapsed_ms`).
+/// Steps and what each needs: a step starts once every step it needs has
+/// ended, and steps that need nothing of each other run side by side. A
+/// step only needs steps added before it, so the order of addition is an
+/// order in which the steps may run one by one.
+#[derive(Default)]
+pub struct Graph<'s> {
+    steps: Vec<&'s dyn AnyStep>,
+    needs: Vec<Vec<usize>>,
+}
+
+impl<'s> Graph<'s> {
+    /// Adds `step`, needing the steps at `needs`; returns its index.
+    pub fn add(&mut self, step: &'s dyn AnyStep, needs: &[usize]) -> usize {
+        assert!(
+            needs.iter().all(|&n| n < self.steps.len()),
+            "a step needs only steps added before it"
+        );
+        self.steps.push(step);
+        self.needs.push(needs.to_vec());
+        self.steps.len() - 1
+    }
+
+    /// Adds `steps` one after another, the first needing `needs`; returns
+    /// the last one's index (`None` for no steps).
+    pub fn chain(&mut self, steps: &[&'s dyn AnyStep], needs: &[usize]) -> Option<usize> {
+        let mut last: Option<usize> = None;
+        for s in steps {
+            let i = match last {
+                Some(l) => self.add(*s, &[l]),
+                None => self.add(*s, needs),
+            };
+            last = Some(i);
+        }
+        last
+    }
+
+    /// The steps, in the order they were added.
+    pub fn steps(&self) -> &[&'s dyn AnyStep] {
+        &self.steps
+    }
+
+    /// The indices of the steps `i` needs.
+    pub fn needs(&self, i: usize) -> &[usize] {
+        &self.needs[i]
+    }
+}
+
+/// Runs `steps` in order, as [`run`] one by one would, but looks first
+/// ([`run_graph`] of a chain).
 pub async fn run_surveyed(
     steps: &[&dyn AnyStep],
     cx: &Cx<'_>,
 ) -> Result<Vec<StepReport>, StepError> {
-    use tracing::Instrument;
-    let surveys = clean_prefix(steps, cx).await;
-    let clean = surveys.len();
-    tracing::debug!(
-        surveyed = steps.len(),
-        clean,
-        "survey: the first {clean} step(s) have nothing to change"
-    );
-    let verified = side_by_side(
-        steps[..clean]
-            .iter()
-            .zip(surveys)
-            .map(|(s, survey)| async move {
-                let _place = cx.survey_place().await;
-                s.finish_surveyed(cx, survey)
-                    .instrument(tracing::debug_span!("verify", step = s.name()))
-                    .await
-            }),
-    )
-    .await;
-    // A verify that repaired something (the recovery step's stale
-    // member) changed what the later steps' surveys saw: those run again,
-    // one by one, as after a step with changes.
-    let kept = verified
-        .iter()
-        .position(|r| matches!(r, Ok(r) if !r.changes.is_empty()))
-        .map_or(clean, |i| i + 1);
-    let mut reports = Vec::with_capacity(steps.len());
-    for (s, r) in steps[..kept].iter().zip(verified) {
-        let span = tracing::info_span!(
-            "phase",
-            phase = s.name(),
-            changes = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty
-        );
-        let r = r?;
-        span.record("elapsed_ms", r.elapsed.as_millis() as u64);
-        span.record("changes", r.changes.len() as u64);
-        reports.push(r);
-    }
-    for s in &steps[kept..] {
-        reports.push(s.run(cx).await?);
-    }
-    Ok(reports)
+    let mut g = Graph::default();
+    g.chain(steps, &[]);
+    run_graph(&g, cx).await
 }
 
-/// The surveys of the longest run of steps from the first that have
-/// nothing to change, [`SURVEY_WIDTH`] at a time in any order. Once a
-/// step is found with something to change (or a failed plan), no later
-/// step is started and those still running are dropped: on fresh hosts
-/// (`up`) the survey costs a few plans, not all of them.
-async fn clean_prefix(steps: &[&dyn AnyStep], cx: &Cx<'_>) -> Vec<Survey> {
+/// Runs a graph's steps, each after the steps it needs, as running them
+/// one by one in the graph's order would, but looks first: every step's
+/// plan at once ([`SURVEY_WIDTH`] at a time). Plans only read, and a plan
+/// made while the plans of every step it needs (and theirs) are empty saw
+/// the state a one-by-one run would show it, so those steps are only
+/// verified, side by side, from the start. A step with something to change
+/// (or a failed plan), and every step after it in the graph, runs:
+/// planning again, applying, verifying, as soon as the steps it needs have
+/// ended, side by side with the steps it does not need. So do the steps
+/// after a verified one whose verify repaired something. A healthy cluster
+/// (the no-op re-provision) so costs its longest plan and verify, not the
+/// sum of all. A verified step's `phase` span is opened once its outcome
+/// and those of the steps it needs are known, with its own time
+/// (`elapsed_ms`).
+///
+/// A failed step stops only the steps after it; the others run to their
+/// end, and the error returned is the first in the graph's order (the
+/// others are logged). Reports are in the graph's order.
+pub async fn run_graph(g: &Graph<'_>, cx: &Cx<'_>) -> Result<Vec<StepReport>, StepError> {
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
     use tracing::Instrument;
+    type Outcome = (usize, bool, Result<StepReport, StepError>);
+    let n = g.steps.len();
+    let mut surveys = survey_clean(g, cx).await;
+    tracing::debug!(
+        surveyed = n,
+        clean = surveys.iter().flatten().count(),
+        "survey: the steps that have nothing to change and need only such steps"
+    );
+    // `again`: the step runs (its survey saw a state that a step it needs
+    // changes). `settled`: its report is final.
+    let mut again: Vec<bool> = surveys.iter().map(Option::is_none).collect();
+    for i in 0..n {
+        again[i] = again[i] || g.needs[i].iter().any(|&p| again[p]);
+    }
+    let mut started = vec![false; n];
+    let mut verified: Vec<Option<StepReport>> = (0..n).map(|_| None).collect();
+    let mut reports: Vec<Option<StepReport>> = (0..n).map(|_| None).collect();
+    let mut errors: Vec<(usize, StepError)> = Vec::new();
+    let mut running: FuturesUnordered<futures_util::future::BoxFuture<'_, Outcome>> =
+        FuturesUnordered::new();
+    loop {
+        for i in 0..n {
+            let s = g.steps[i];
+            if started[i] {
+                continue;
+            }
+            if !again[i] {
+                started[i] = true;
+                let survey = surveys[i].take().expect("a clean step's survey");
+                running.push(Box::pin(async move {
+                    let _place = cx.survey_place().await;
+                    let r = s
+                        .finish_surveyed(cx, survey)
+                        .instrument(tracing::debug_span!("verify", step = s.name()))
+                        .await;
+                    (i, false, r)
+                }));
+            } else if g.needs[i].iter().all(|&p| reports[p].is_some()) {
+                started[i] = true;
+                running.push(Box::pin(async move { (i, true, s.run(cx).await) }));
+            }
+        }
+        let Some((i, ran, r)) = running.next().await else {
+            break;
+        };
+        match r {
+            // A verify made stale by a repair before it: the step runs.
+            _ if !ran && again[i] => {}
+            Ok(r) if ran => reports[i] = Some(r),
+            Ok(r) => verified[i] = Some(r),
+            Err(e) => errors.push((i, e)),
+        }
+        // Verified steps whose needs are settled settle, in order; one
+        // that repaired sends every step after it to run.
+        for i in 0..n {
+            if reports[i].is_some() || !g.needs[i].iter().all(|&p| reports[p].is_some()) {
+                continue;
+            }
+            let Some(r) = verified[i].take() else {
+                continue;
+            };
+            let span = tracing::info_span!(
+                "phase",
+                phase = g.steps[i].name(),
+                changes = tracing::field::Empty,
+                elapsed_ms = tracing::field::Empty
+            );
+            span.record("elapsed_ms", r.elapsed.as_millis() as u64);
+            span.record("changes", r.changes.len() as u64);
+            let repaired = !r.changes.is_empty();
+            reports[i] = Some(r);
+            if repaired {
+                let mut after = vec![false; n];
+                after[i] = true;
+                for j in i + 1..n {
+                    if g.needs[j].iter().any(|&p| after[p]) {
+                        after[j] = true;
+                        if !again[j] {
+                            again[j] = true;
+                            started[j] = false;
+                            verified[j] = None;
+                            errors.retain(|(k, _)| *k != j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    errors.sort_by_key(|(i, _)| *i);
+    let mut errors = errors.into_iter();
+    if let Some((_, first)) = errors.next() {
+        for (i, e) in errors {
+            tracing::error!(step = g.steps[i].name(), "{e}");
+        }
+        return Err(first);
+    }
+    Ok(reports
+        .into_iter()
+        .map(|r| r.expect("every step ended"))
+        .collect())
+}
+
+/// The surveys of the steps that have nothing to change and need only
+/// such steps (`None` for the others), [`SURVEY_WIDTH`] at a time in the
+/// graph's order. A step after one found with something to change (or a
+/// failed plan) is not surveyed, and the surveys of such steps still
+/// running are dropped: on fresh hosts (`up`) the survey costs a few plans,
+/// not all of them.
+async fn survey_clean(g: &Graph<'_>, cx: &Cx<'_>) -> Vec<Option<Survey>> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use tracing::Instrument;
+    #[derive(Clone)]
+    enum Seen {
+        Unknown,
+        Clean(Survey),
+        /// Something to change, here or in a step it needs.
+        Dirty,
+    }
+    let n = g.steps.len();
     let survey = |i: usize| {
-        let s = steps[i];
+        let s = g.steps[i];
         async move {
             let _place = cx.survey_place().await;
             let r = s
@@ -433,49 +563,46 @@ async fn clean_prefix(steps: &[&dyn AnyStep], cx: &Cx<'_>) -> Vec<Survey> {
             (i, r)
         }
     };
-    let mut found: Vec<Option<Survey>> = vec![None; steps.len()];
-    // Steps from `limit` on are not needed: an earlier one has changes.
-    let mut limit = steps.len();
-    let mut next = 0;
+    let mut seen = vec![Seen::Unknown; n];
+    let mut launched = vec![false; n];
     let mut running = FuturesUnordered::new();
     loop {
-        while next < limit && running.len() < SURVEY_WIDTH {
-            running.push(survey(next));
-            next += 1;
+        // After a step with changes, a survey (made or not) does not see
+        // what the step's run will leave: in the graph's order, so that
+        // it reaches every step after it.
+        for i in 0..n {
+            if g.needs[i].iter().any(|&p| matches!(seen[p], Seen::Dirty)) {
+                seen[i] = Seen::Dirty;
+            }
+        }
+        if !seen.iter().any(|s| matches!(s, Seen::Unknown)) {
+            break;
+        }
+        for i in 0..n {
+            if running.len() >= SURVEY_WIDTH {
+                break;
+            }
+            if !launched[i] && matches!(seen[i], Seen::Unknown) {
+                launched[i] = true;
+                running.push(survey(i));
+            }
         }
         let Some((i, r)) = running.next().await else {
             break;
         };
-        match r {
-            Ok(s) if s.empty => found[i] = Some(s),
-            _ => limit = limit.min(i),
-        }
-        if found[..limit].iter().all(Option::is_some) {
-            break;
+        if matches!(seen[i], Seen::Unknown) {
+            seen[i] = match r {
+                Ok(s) if s.empty => Seen::Clean(s),
+                _ => Seen::Dirty,
+            };
         }
     }
-    found
-        .into_iter()
-        .take(limit)
-        .map(|s| s.expect("surveyed"))
+    seen.into_iter()
+        .map(|s| match s {
+            Seen::Clean(s) => Some(s),
+            _ => None,
+        })
         .collect()
-}
-
-/// Every future's output in the iterator's order, at most
-/// [`SURVEY_WIDTH`] running at once (a slow one does not hold the others'
-/// places, unlike `buffered`).
-async fn side_by_side<T, F>(futs: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T>,
-{
-    use futures_util::StreamExt;
-    let mut out: Vec<(usize, T)> =
-        futures_util::stream::iter(futs.enumerate().map(|(i, f)| async move { (i, f.await) }))
-            .buffer_unordered(SURVEY_WIDTH)
-            .collect()
-            .await;
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, t)| t).collect()
 }
 
 async fn apply_logged<S: Step>(
@@ -543,6 +670,8 @@ mod tests {
         fail_verify: AtomicBool,
         /// Its verify repairs something (once).
         repairs: AtomicBool,
+        /// Its plan takes a moment (others end first).
+        slow_plan: AtomicBool,
     }
 
     impl Counted {
@@ -573,6 +702,9 @@ mod tests {
             self.plans.fetch_add(1, SeqCst);
             // A real plan waits on its hosts: let the others run meanwhile.
             tokio::task::yield_now().await;
+            if self.slow_plan.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             if self.fail_plan.load(SeqCst) {
                 return Err(broken("plan"));
             }
@@ -808,5 +940,106 @@ mod tests {
         // Clean parts (a no-op provision): every plan is a survey's, and
         // each part alone would make SURVEY_WIDTH of them at once.
         assert_eq!(two_parts(false, true, SURVEY_WIDTH).await.1, SURVEY_WIDTH);
+    }
+
+    /// Runs `steps` as a graph in which step `i` needs `needs[i]`.
+    async fn graphed(steps: &[Counted], needs: &[&[usize]]) -> Result<Vec<StepReport>, StepError> {
+        let t = crate::topology::Topology::fixture("three-node")
+            .unwrap()
+            .topology;
+        let rec = Recorder::new();
+        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(&t, &hosts);
+        let mut g = Graph::default();
+        for (s, n) in steps.iter().zip(needs) {
+            g.add(s, n);
+        }
+        run_graph(&g, &cx).await
+    }
+
+    /// Two branches from nothing: 0 -> 1 -> 2 and 3 -> 4.
+    const BRANCHES: [&[usize]; 5] = [&[], &[0], &[1], &[], &[3]];
+
+    #[tokio::test]
+    async fn changes_in_one_branch_leave_the_other_only_verified() {
+        let s = steps(5);
+        s[1].pending.store(1, SeqCst);
+        let reports = graphed(&s, &BRANCHES).await.unwrap();
+        let changes: Vec<usize> = reports.iter().map(|r| r.changes.len()).collect();
+        assert_eq!(changes, [0, 1, 0, 0, 0]);
+        assert_eq!(s[0].counts(), (1, 0, 1));
+        assert_eq!(s[1].counts(), (2, 1, 1));
+        // After the change: planned again by its run.
+        assert!(
+            matches!(s[2].counts(), (1..=2, 0, 1)),
+            "{:?}",
+            s[2].counts()
+        );
+        for st in &s[3..] {
+            assert_eq!(st.counts(), (1, 0, 1));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_surveyed_clean_before_a_step_it_needs_changed_runs() {
+        let s = steps(3);
+        s[0].pending.store(1, SeqCst);
+        s[0].slow_plan.store(true, SeqCst);
+        let reports = graphed(&s, &[&[], &[0], &[1]]).await.unwrap();
+        assert_eq!(reports[0].changes.len(), 1);
+        // Its survey ended first and was clean, but saw the state before
+        // step 0's change: it is planned again, not only verified.
+        assert_eq!(s[1].counts(), (2, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_stops_only_the_steps_after_it() {
+        let s = steps(5);
+        for st in &s {
+            st.pending.store(1, SeqCst);
+        }
+        s[1].fail_verify.store(true, SeqCst);
+        // Fails first in time: its plan, before step 1's verify.
+        s[4].fail_plan.store(true, SeqCst);
+        let e = graphed(&s, &BRANCHES).await.unwrap_err();
+        // The first failure in the graph's order, not the first in time.
+        assert!(e.to_string().contains("verify"), "{e}");
+        assert_eq!(s[1].counts(), (2, 1, 1));
+        // After the failed step: never run.
+        assert_eq!(s[2].counts().1, 0);
+        // The other branch ran to its end.
+        assert_eq!(s[3].counts(), (2, 1, 1));
+        assert_eq!(s[4].counts(), (2, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn branches_run_side_by_side() {
+        // Two steps with changes on every host, alone in their branches,
+        // then the same two as a chain: the most applies at once on a host.
+        async fn most(chained: bool) -> usize {
+            let t = crate::topology::Topology::fixture("three-node")
+                .unwrap()
+                .topology;
+            let rec = Recorder::new();
+            let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+            let cx = Cx::new(&t, &hosts);
+            let applying: Vec<InFlight> = hosts.iter().map(|_| InFlight::default()).collect();
+            let planning = InFlight::default();
+            let step = || Overlaps {
+                host_wide: false,
+                applied: AtomicBool::new(false),
+                applying: &applying,
+                planning: &planning,
+            };
+            let (a, b) = (step(), step());
+            let mut g = Graph::default();
+            let first = g.add(&a, &[]);
+            let needs: Vec<usize> = if chained { vec![first] } else { Vec::new() };
+            g.add(&b, &needs);
+            run_graph(&g, &cx).await.unwrap();
+            applying.iter().map(|f| f.most.load(SeqCst)).max().unwrap()
+        }
+        assert_eq!(most(false).await, 2);
+        assert_eq!(most(true).await, 1);
     }
 }
