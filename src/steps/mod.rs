@@ -739,12 +739,17 @@ mod tests {
         }
     }
 
-    async fn surveyed(steps: &[Counted]) -> Result<Vec<StepReport>, StepError> {
+    /// The default topology and a recording host for each of its hosts.
+    fn three_hosts() -> (crate::topology::Topology, Vec<Arc<dyn Host>>) {
         let t = crate::topology::Topology::fixture("three-node")
             .unwrap()
             .topology;
-        let rec = Recorder::new();
-        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let hosts = Recorder::new().hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        (t, hosts)
+    }
+
+    async fn surveyed(steps: &[Counted]) -> Result<Vec<StepReport>, StepError> {
+        let (t, hosts) = three_hosts();
         let cx = Cx::new(&t, &hosts);
         let list: Vec<&dyn AnyStep> = steps.iter().map(|s| s as &dyn AnyStep).collect();
         run_surveyed(&list, &cx).await
@@ -901,11 +906,7 @@ mod tests {
     /// `install::install` runs its parts, and returns the most applies seen
     /// at once on any host and the most plans at once.
     async fn two_parts(host_wide: bool, applied: bool, per_part: usize) -> (usize, usize) {
-        let t = crate::topology::Topology::fixture("three-node")
-            .unwrap()
-            .topology;
-        let rec = Recorder::new();
-        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let (t, hosts) = three_hosts();
         let cx = Cx::new(&t, &hosts);
         let applying: Vec<InFlight> = hosts.iter().map(|_| InFlight::default()).collect();
         let planning = InFlight::default();
@@ -944,11 +945,7 @@ mod tests {
 
     /// Runs `steps` as a graph in which step `i` needs `needs[i]`.
     async fn graphed(steps: &[Counted], needs: &[&[usize]]) -> Result<Vec<StepReport>, StepError> {
-        let t = crate::topology::Topology::fixture("three-node")
-            .unwrap()
-            .topology;
-        let rec = Recorder::new();
-        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let (t, hosts) = three_hosts();
         let cx = Cx::new(&t, &hosts);
         let mut g = Graph::default();
         for (s, n) in steps.iter().zip(needs) {
@@ -1017,11 +1014,7 @@ mod tests {
         // Two steps with changes on every host, alone in their branches,
         // then the same two as a chain: the most applies at once on a host.
         async fn most(chained: bool) -> usize {
-            let t = crate::topology::Topology::fixture("three-node")
-                .unwrap()
-                .topology;
-            let rec = Recorder::new();
-            let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
+            let (t, hosts) = three_hosts();
             let cx = Cx::new(&t, &hosts);
             let applying: Vec<InFlight> = hosts.iter().map(|_| InFlight::default()).collect();
             let planning = InFlight::default();
