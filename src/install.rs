@@ -352,19 +352,24 @@ mod tests {
     use crate::host::Recorder;
     use crate::topology::Topology;
 
+    /// `f` of the procedure on recording hosts for `t`.
+    fn with_procedure<T>(t: &Topology, f: impl FnOnce(&Cx<'_>, &Procedure) -> T) -> T {
+        let hosts = Recorder::new().hosts(t.hosts.iter().map(|h| h.name.as_str()));
+        let cx = Cx::new(t, &hosts);
+        f(&cx, &Procedure::new(&cx))
+    }
+
     /// Each step of the graph with the names of the steps it needs.
     fn edges(t: &Topology) -> Vec<(&'static str, Vec<&'static str>)> {
-        let rec = Recorder::new();
-        let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
-        let cx = Cx::new(t, &hosts);
-        let p = Procedure::new(&cx);
-        let g = p.graph(&cx);
-        (0..g.steps().len())
-            .map(|i| {
-                let needs = g.needs(i).iter().map(|&n| g.steps()[n].name()).collect();
-                (g.steps()[i].name(), needs)
-            })
-            .collect()
+        with_procedure(t, |cx, p| {
+            let g = p.graph(cx);
+            (0..g.steps().len())
+                .map(|i| {
+                    let needs = g.needs(i).iter().map(|&n| g.steps()[n].name()).collect();
+                    (g.steps()[i].name(), needs)
+                })
+                .collect()
+        })
     }
 
     #[test]
@@ -398,15 +403,13 @@ mod tests {
         let mut t = Topology::fixture("three-node").unwrap().topology;
         for kind in [SharedDirKind::Gluster, SharedDirKind::Existing] {
             t.shared_dir.kind = kind;
-            let rec = Recorder::new();
-            let hosts = rec.hosts(t.hosts.iter().map(|h| h.name.as_str()));
-            let cx = Cx::new(&t, &hosts);
-            let p = Procedure::new(&cx);
-            let parts: Vec<&str> = [p.swarm(), p.shared_dir(&cx), p.database()]
-                .concat()
-                .iter()
-                .map(|s| s.name())
-                .collect();
+            let parts: Vec<&str> = with_procedure(&t, |cx, p| {
+                [p.swarm(), p.shared_dir(cx), p.database()]
+                    .concat()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect()
+            });
             let graph: Vec<&str> = edges(&t).into_iter().map(|(n, _)| n).collect();
             assert_eq!(graph, parts, "{kind:?}");
         }

@@ -30,10 +30,10 @@ use crate::wait::WaitError;
 /// What every step works on: the topology and one `Host` per topology host,
 /// in the topology's order (index 0 is the first host).
 ///
-/// One `Cx` is shared by every part of an install that runs side by side
-/// ([`crate::install::install`]), so it also holds what they must share:
-/// each host's lock for host-wide changes ([`Step::host_wide`]) and the
-/// survey's places ([`SURVEY_WIDTH`] for all parts together).
+/// One `Cx` is shared by every step of an install that runs side by side
+/// ([`run_graph`]), so it also holds what they must share: each host's
+/// lock for host-wide changes ([`Step::host_wide`]) and the survey's
+/// places ([`SURVEY_WIDTH`] for all of them together).
 pub struct Cx<'a> {
     pub topology: &'a Topology,
     pub hosts: &'a [Arc<dyn Host>],
@@ -73,8 +73,8 @@ impl<'a> Cx<'a> {
         })
     }
 
-    /// One of the [`SURVEY_WIDTH`] places that every surveyed part of an
-    /// install shares: held while one step's plan or verify runs.
+    /// One of the [`SURVEY_WIDTH`] places that everything surveyed on this
+    /// `Cx` shares: held while one step's survey plan or verify runs.
     async fn survey_place(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.survey_places
             .acquire()
@@ -201,9 +201,9 @@ pub trait Step: Send + Sync {
     /// and dnf take one lock per host, a second install fails rather than
     /// waits), the firewall (a firewalld reload rewrites the rules a
     /// starting dockerd is writing), or the engine's start. Such a step's
-    /// changes on a host are applied under that host's lock, so steps of
-    /// parts that run side by side never make two at once; plans and
-    /// verifies take no lock.
+    /// changes on a host are applied under that host's lock, so steps that
+    /// run side by side never make two at once; plans and verifies take no
+    /// lock.
     fn host_wide(&self) -> bool {
         false
     }
@@ -348,8 +348,8 @@ impl<S: Step> AnyStep for S {
 /// How many steps a survey plans, or verifies, at once: enough to overlap
 /// their round trips, few enough that a host's command channels stay
 /// under sshd's `MaxSessions` (10) and a lab host's session pool small.
-/// For all the parts of one install together (the places are the `Cx`'s):
-/// parts surveyed side by side do not multiply it.
+/// For everything that runs on one `Cx` together (the places are the
+/// `Cx`'s): callers surveyed side by side do not multiply it.
 pub const SURVEY_WIDTH: usize = 8;
 
 /// Steps and what each needs: a step starts once every step it needs has
@@ -397,6 +397,16 @@ impl<'s> Graph<'s> {
     pub fn needs(&self, i: usize) -> &[usize] {
         &self.needs[i]
     }
+
+    /// The indices of every step after `i`: needing it, or a step after it.
+    fn after(&self, i: usize) -> Vec<usize> {
+        let mut after = vec![false; self.steps.len()];
+        after[i] = true;
+        for j in i + 1..self.steps.len() {
+            after[j] = self.needs[j].iter().any(|&p| after[p]);
+        }
+        (i + 1..self.steps.len()).filter(|&j| after[j]).collect()
+    }
 }
 
 /// Runs `steps` in order, as [`run`] one by one would, but looks first
@@ -440,12 +450,9 @@ pub async fn run_graph(g: &Graph<'_>, cx: &Cx<'_>) -> Result<Vec<StepReport>, St
         clean = surveys.iter().flatten().count(),
         "survey: the steps that have nothing to change and need only such steps"
     );
-    // `again`: the step runs (its survey saw a state that a step it needs
-    // changes). `settled`: its report is final.
+    // `again`: the step runs (no clean survey: it, or a step it needs,
+    // has something to change). A step's report is final once in `reports`.
     let mut again: Vec<bool> = surveys.iter().map(Option::is_none).collect();
-    for i in 0..n {
-        again[i] = again[i] || g.needs[i].iter().any(|&p| again[p]);
-    }
     let mut started = vec![false; n];
     let mut verified: Vec<Option<StepReport>> = (0..n).map(|_| None).collect();
     let mut reports: Vec<Option<StepReport>> = (0..n).map(|_| None).collect();
@@ -504,17 +511,12 @@ pub async fn run_graph(g: &Graph<'_>, cx: &Cx<'_>) -> Result<Vec<StepReport>, St
             let repaired = !r.changes.is_empty();
             reports[i] = Some(r);
             if repaired {
-                let mut after = vec![false; n];
-                after[i] = true;
-                for j in i + 1..n {
-                    if g.needs[j].iter().any(|&p| after[p]) {
-                        after[j] = true;
-                        if !again[j] {
-                            again[j] = true;
-                            started[j] = false;
-                            verified[j] = None;
-                            errors.retain(|(k, _)| *k != j);
-                        }
+                for j in g.after(i) {
+                    if !again[j] {
+                        again[j] = true;
+                        started[j] = false;
+                        verified[j] = None;
+                        errors.retain(|(k, _)| *k != j);
                     }
                 }
             }
